@@ -1,0 +1,39 @@
+"""小一机器人: a WeChat official account and an HTTP API in front of one chat core."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+
+from flask import Flask
+
+from bot.extensions import build_services
+from config.settings import OFFLINE_WARNING, Settings, load_settings
+
+
+def create_app(config: Mapping[str, str] | None = None) -> Flask:
+    """The WSGI app. `config` replaces the environment entirely (tests pass their own settings)."""
+    settings = load_settings(config)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.ensure_ascii = False  # Chinese answers stay readable, as in the spec's example
+    app.json.sort_keys = False
+    _configure_logging(settings)
+    if settings.offline and not os.environ.get("BOT_STARTUP_CHECKED"):
+        logging.getLogger(__name__).warning(OFFLINE_WARNING)
+    app.extensions["bot"] = build_services(settings)
+
+    from bot import cli, errors_http
+    from bot.api import bp as api_bp
+
+    app.register_blueprint(api_bp)
+    errors_http.register(app)
+    cli.register(app)
+    return app
+
+
+def _configure_logging(settings: Settings) -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")

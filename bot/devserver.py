@@ -1,0 +1,76 @@
+"""The run command on embedded defaults: `python -m bot.devserver` (what `make run` calls).
+
+Starts a real redis-server under var/ (persistent, on a unix socket) when REDIS_URL is unset, keeps a
+generated dev BOT_SECRET in var/, then runs gunicorn with the Procfile's settings on
+127.0.0.1:$PORT (8000). Ctrl-C stops gunicorn, then Redis (which saves on the way out).
+`python -m bot.devserver cli ARGS…` runs `flask --app wsgi ARGS…` against that same Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from bot.store.embedded import EmbeddedRedis
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = Path(os.environ.get("BOT_VAR_DIR") or ROOT / "var")
+DEV_ENV = VAR / "dev.env"
+
+
+def _dev_secret() -> str:
+    path = VAR / "bot_secret"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _read_dev_env() -> dict[str, str]:
+    if not DEV_ENV.exists():
+        return {}
+    pairs = (line.split("=", 1) for line in DEV_ENV.read_text().splitlines() if "=" in line)
+    return {name: value for name, value in pairs}
+
+
+def serve() -> int:
+    VAR.mkdir(exist_ok=True)
+    env = dict(os.environ)
+    env.setdefault("BOT_ENV", "dev")
+    env.setdefault("BOT_SECRET", _dev_secret())
+    embedded = None
+    if not env.get("REDIS_URL"):
+        embedded = EmbeddedRedis(VAR / "redis").start()
+        env["REDIS_URL"] = embedded.url
+        print(f"started redis-server at {embedded.url} (data in {embedded.directory})", flush=True)
+    DEV_ENV.write_text("".join(f"{n}={env[n]}\n" for n in ("BOT_ENV", "BOT_SECRET", "REDIS_URL")))
+    DEV_ENV.chmod(0o600)
+    port = env.get("PORT", "8000")
+    command = [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "-b", f"127.0.0.1:{port}", "wsgi:app"]
+    gunicorn = subprocess.Popen(command, cwd=ROOT, env=env)
+    forward = lambda signum, frame: gunicorn.send_signal(signum)  # noqa: E731
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    try:
+        return gunicorn.wait()
+    finally:
+        if embedded:
+            embedded.stop()
+
+
+def cli(args: list[str]) -> int:
+    env = {**os.environ, **_read_dev_env()}
+    if "REDIS_URL" not in env:
+        print("no var/dev.env: start the service with `make run` first, or set REDIS_URL", file=sys.stderr)
+        return 2
+    return subprocess.call([sys.executable, "-m", "flask", "--app", "wsgi", *args], cwd=ROOT, env=env)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["cli"]:
+        raise SystemExit(cli(sys.argv[2:]))
+    raise SystemExit(serve())

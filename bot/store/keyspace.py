@@ -1,0 +1,43 @@
+"""Every Redis key the service uses, built in one place.
+
+All keys start with `bot:` and carry a hash tag per owner (`{k:<fingerprint>}` for an API key,
+`{u:<openid>}` for a follower), so every multi-key script of one owner stays in one Cluster slot.
+"""
+
+from __future__ import annotations
+
+import re
+
+PREFIX = "bot"
+_OPENID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def valid_openid(openid: str) -> bool:
+    """WeChat openids are short runs of letters, digits, '-' and '_'; nothing else reaches a key."""
+    return bool(_OPENID_RE.match(openid))
+
+
+def _follower(openid: str) -> str:
+    if not valid_openid(openid):
+        raise ValueError(f"not an openid: {openid!r}")
+    return f"{PREFIX}:{{u:{openid}}}"
+
+
+def api_key(fingerprint: str) -> str:
+    """Hash of one API key: owner, balance, reserved, used, created."""
+    return f"{PREFIX}:{{k:{fingerprint}}}"
+
+
+def api_key_day(fingerprint: str, day: str) -> str:
+    """Tokens one API key spent on one day (YYYYMMDD, China time)."""
+    return f"{PREFIX}:{{k:{fingerprint}}}:day:{day}"
+
+
+def account(openid: str) -> str:
+    """Hash of one follower: the fingerprint and the encrypted copy of their API key."""
+    return f"{_follower(openid)}:account"
+
+
+def history(openid: str) -> str:
+    """The follower's dialogue with the bot on WeChat."""
+    return f"{_follower(openid)}:history"

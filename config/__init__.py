@@ -1,0 +1,1 @@
+"""Settings, gunicorn configuration and the menu definition of the service."""

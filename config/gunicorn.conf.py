@@ -1,0 +1,39 @@
+"""gunicorn settings for every environment (the Procfile and the run command both use this file).
+
+gevent workers: a model answer takes 2-60 s and each worker must hold hundreds of such calls at once,
+which sync or thread workers cannot do on 2 cores. Every blocking call the app makes (requests,
+redis-py) yields to other greenlets once gevent has patched the standard library.
+"""
+
+import os
+import sys
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+worker_class = "gevent"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "2000"))
+# A gevent worker's heartbeat: only a worker stuck in CPU work for this long is restarted.
+timeout = 60
+graceful_timeout = 30
+keepalive = 5
+backlog = 2048
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
+errorlog = "-"
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# Several instances may share a host (see the README): none needs gunicorn's control socket.
+control_socket_disable = True
+
+
+def on_starting(server):
+    """Validate the configuration once, in the master, and stop with one line if it is wrong."""
+    sys.path.insert(0, os.getcwd())
+    from config.settings import OFFLINE_WARNING, ConfigError, load_settings
+
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        print(error, file=sys.stderr, flush=True)
+        os._exit(1)
+    if settings.offline:
+        server.log.warning(OFFLINE_WARNING)
+    os.environ["BOT_STARTUP_CHECKED"] = "1"

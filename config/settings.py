@@ -1,0 +1,143 @@
+"""Settings read once from the environment (and an optional .env), validated at start-up.
+
+Every name here is part of the operator's interface; the README's configuration table lists them.
+A bad value raises ConfigError naming the variable, and the process stops with that one line.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+DEFAULT_SYSTEM_PROMPT = "你是小一机器人，一个乐于助人、回答简洁准确的中文助手。"
+MIN_SECRET_LENGTH = 32
+OFFLINE_WARNING = (
+    "no upstream model configured (OPENAI_API_KEY and OPENAI_BASE_URL unset): "
+    "the offline provider answers, and its replies say so"
+)
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; str() is the one line the operator sees."""
+
+    def __init__(self, name: str, problem: str):
+        super().__init__(f"configuration error: {name} {problem}")
+        self.name = name
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str
+    redis_url: str
+    bot_secret: str
+    openai_api_key: str
+    openai_base_url: str
+    openai_model: str
+    openai_timeout: float
+    offline: bool
+    system_prompt: str
+    key_grant_tokens: int
+    answer_tokens: int
+    max_body_bytes: int
+
+    @property
+    def dev(self) -> bool:
+        return self.env == "dev"
+
+
+class _Reader:
+    """Typed access to one environment mapping; every error names its variable."""
+
+    def __init__(self, environ: Mapping[str, str]):
+        self.environ = environ
+
+    def str(self, name: str, default: str = "") -> str:
+        return self.environ.get(name, default).strip()
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.str(name, default).lower()
+        if value not in choices:
+            raise ConfigError(name, f"must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def int(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.str(name)
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(name, f"must be an integer, got {raw!r}") from None
+        if not low <= value <= high:
+            raise ConfigError(name, f"must be between {low} and {high}, got {value}")
+        return value
+
+    def float(self, name: str, default: float, low: float, high: float) -> float:
+        raw = self.str(name)
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(name, f"must be a number, got {raw!r}") from None
+        if not math.isfinite(value) or not low <= value <= high:
+            raise ConfigError(name, f"must be between {low} and {high}, got {raw}")
+        return value
+
+    def url(self, name: str, default: str, schemes: tuple[str, ...]) -> str:
+        value = self.str(name, default)
+        parsed = urlparse(value)
+        if parsed.scheme not in schemes or not (parsed.netloc or parsed.path):
+            raise ConfigError(name, f"must be a {'/'.join(schemes)} URL, got {value!r}")
+        return value
+
+
+def _secret(read: _Reader, env: str) -> str:
+    secret = read.str("BOT_SECRET")
+    if not secret:
+        raise ConfigError("BOT_SECRET", "is required (at least 32 random characters)")
+    if len(secret) < MIN_SECRET_LENGTH and env != "dev":
+        raise ConfigError("BOT_SECRET", f"must be at least {MIN_SECRET_LENGTH} characters")
+    return secret
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from a mapping (default: os.environ plus .env); raise ConfigError if invalid."""
+    if environ is None:
+        environ = _environ_with_dotenv()
+    read = _Reader(environ)
+    env = read.choice("BOT_ENV", "production", ("production", "dev", "test"))
+    redis_url = read.str("REDIS_URL")
+    if not redis_url:
+        raise ConfigError("REDIS_URL", "is required, e.g. redis://127.0.0.1:6379/0")
+    read.url("REDIS_URL", "", ("redis", "rediss", "unix"))
+    api_key = read.str("OPENAI_API_KEY")
+    base_url_set = bool(read.str("OPENAI_BASE_URL"))
+    return Settings(
+        env=env,
+        redis_url=redis_url,
+        bot_secret=_secret(read, env),
+        openai_api_key=api_key,
+        openai_base_url=read.url("OPENAI_BASE_URL", DEFAULT_OPENAI_BASE_URL, ("http", "https")).rstrip("/"),
+        openai_model=read.str("OPENAI_MODEL", DEFAULT_OPENAI_MODEL) or DEFAULT_OPENAI_MODEL,
+        openai_timeout=read.float("OPENAI_TIMEOUT", 60.0, 1.0, 600.0),
+        offline=not api_key and not base_url_set,
+        system_prompt=read.str("BOT_SYSTEM_PROMPT", DEFAULT_SYSTEM_PROMPT),
+        key_grant_tokens=read.int("BOT_KEY_GRANT_TOKENS", 10_000, 0, 10**12),
+        answer_tokens=read.int("BOT_ANSWER_TOKENS", 1_000, 16, 100_000),
+        max_body_bytes=read.int("BOT_MAX_BODY_BYTES", 256 * 1024, 1024, 64 * 1024 * 1024),
+    )
+
+
+def _environ_with_dotenv() -> dict[str, str]:
+    """os.environ over the optional .env in the working directory (the environment wins)."""
+    from dotenv import dotenv_values
+
+    values = {k: v for k, v in dotenv_values(".env").items() if v is not None}
+    values.update(os.environ)
+    return values

@@ -1,0 +1,43 @@
+"""A bad setting stops start-up with one line naming the variable."""
+
+import pytest
+
+from config.settings import ConfigError, load_settings
+
+GOOD = {"REDIS_URL": "redis://127.0.0.1:6379/0", "BOT_SECRET": "s" * 32}
+
+
+@pytest.mark.parametrize(
+    ("change", "name", "words"),
+    [
+        ({"REDIS_URL": ""}, "REDIS_URL", "is required"),
+        ({"REDIS_URL": "http://x"}, "REDIS_URL", "must be a redis/rediss/unix URL"),
+        ({"BOT_SECRET": ""}, "BOT_SECRET", "is required"),
+        ({"BOT_SECRET": "short"}, "BOT_SECRET", "at least 32 characters"),
+        ({"OPENAI_TIMEOUT": "soon"}, "OPENAI_TIMEOUT", "must be a number, got 'soon'"),
+        ({"OPENAI_TIMEOUT": "0"}, "OPENAI_TIMEOUT", "between"),
+        ({"OPENAI_BASE_URL": "ftp://x"}, "OPENAI_BASE_URL", "http/https URL"),
+        ({"BOT_KEY_GRANT_TOKENS": "-1"}, "BOT_KEY_GRANT_TOKENS", "between 0 and"),
+        ({"BOT_ENV": "staging"}, "BOT_ENV", "one of production, dev, test"),
+    ],
+)
+def test_each_bad_value_names_its_variable(change, name, words):
+    with pytest.raises(ConfigError) as error:
+        load_settings({**GOOD, **change})
+    assert error.value.name == name
+    assert str(error.value).startswith(f"configuration error: {name} ")
+    assert words in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_the_offline_provider_is_chosen_only_without_any_upstream_setting():
+    assert load_settings(GOOD).offline
+    assert not load_settings({**GOOD, "OPENAI_API_KEY": "sk-x"}).offline
+    local = load_settings({**GOOD, "OPENAI_BASE_URL": "http://127.0.0.1:11434/v1/"})
+    assert not local.offline and local.openai_base_url == "http://127.0.0.1:11434/v1"
+
+
+def test_dev_accepts_a_short_secret_but_production_does_not():
+    assert load_settings({**GOOD, "BOT_ENV": "dev", "BOT_SECRET": "dev"}).dev
+    with pytest.raises(ConfigError):
+        load_settings({**GOOD, "BOT_SECRET": "dev"})
