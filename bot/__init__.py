@@ -26,8 +26,10 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
 
     from bot import cli, errors_http
     from bot.api import bp as api_bp
+    from bot.wechat.views import bp as wechat_bp
 
     app.register_blueprint(api_bp)
+    app.register_blueprint(wechat_bp)
     errors_http.register(app)
     cli.register(app)
     return app

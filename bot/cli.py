@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+
 import click
+import requests
 from flask import Flask
 from flask.cli import AppGroup
 
 from bot.extensions import services
 from bot.store.keyspace import valid_openid
+from bot.wechat import simulate
 
 keys_cli = AppGroup("keys", help="Issue, inspect, revoke and top up API keys.")
 
@@ -77,3 +82,33 @@ def grant_tokens(target: str, tokens: int) -> None:
 
 def register(app: Flask) -> None:
     app.cli.add_command(keys_cli)
+    app.cli.add_command(wechat_cli)
+
+
+wechat_cli = AppGroup("wechat", help="Talk to /wechat as WeChat's servers would.")
+
+
+@wechat_cli.command("say")
+@click.argument("text")
+@click.option("--openid", default="oDevFollower", show_default=True, help="the follower who writes")
+@click.option("--click", "click_key", is_flag=True, help="send TEXT as a menu click's EventKey instead")
+@click.option("--url", default=None, help="the service's base URL [default: http://127.0.0.1:$PORT]")
+@click.option(
+    "--mode", type=click.Choice(simulate.MODES), default=None, help="[default: safe if WECHAT_AES_KEY is set]"
+)
+def say(text: str, openid: str, click_key: bool, url: str | None, mode: str | None) -> None:
+    """Send TEXT to the running service as a signed (and encrypted) WeChat message; print the reply."""
+    settings = services().settings
+    if not settings.wechat_token:
+        raise click.ClickException("WECHAT_TOKEN is not set")
+    account = simulate.Account(settings.wechat_token, settings.wechat_aes_key, settings.wechat_appid)
+    mode = mode or ("safe" if settings.wechat_aes_key else "plain")
+    fields = {"Event": "CLICK", "EventKey": text} if click_key else {"Content": text, "MsgId": secrets.randbits(62)}
+    xml = simulate.message_xml(account, _openid(openid), "event" if click_key else "text", **fields)
+    params, body = simulate.sign(account, xml, mode)
+    base = url or f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
+    response = requests.post(f"{base.rstrip('/')}/wechat", params=params, data=body, timeout=30)
+    if response.status_code != 200:
+        raise click.ClickException(f"/wechat answered HTTP {response.status_code}: {response.text[:200]}")
+    reply = simulate.open_reply(account, response.content, encrypted=mode != "plain")
+    click.echo("(no reply)" if reply is None else reply.get("Content", reply))

@@ -1,13 +1,15 @@
 """The run command on embedded defaults: `python -m bot.devserver` (what `make run` calls).
 
-Starts a real redis-server under var/ (persistent, on a unix socket) when REDIS_URL is unset, keeps a
-generated dev BOT_SECRET in var/, then runs gunicorn with the Procfile's settings on
+Starts a real redis-server under var/ (persistent, on a unix socket) when REDIS_URL is unset, keeps
+generated dev secrets (BOT_SECRET, WECHAT_TOKEN, WECHAT_AES_KEY, WECHAT_APPID) in var/dev.env for any
+that are unset, makes `oDevAdmin` an admin, then runs gunicorn with the Procfile's settings on
 127.0.0.1:$PORT (8000). Ctrl-C stops gunicorn, then Redis (which saves on the way out).
 `python -m bot.devserver cli ARGS…` runs `flask --app wsgi ARGS…` against that same Redis.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import signal
@@ -22,12 +24,15 @@ VAR = Path(os.environ.get("BOT_VAR_DIR") or ROOT / "var")
 DEV_ENV = VAR / "dev.env"
 
 
-def _dev_secret() -> str:
-    path = VAR / "bot_secret"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
-    return path.read_text().strip()
+def _generated() -> dict[str, str]:
+    """Dev-only secrets, made once and kept in var/dev.env so keys and sessions survive restarts."""
+    return {
+        "BOT_SECRET": secrets.token_urlsafe(48),
+        "WECHAT_TOKEN": secrets.token_urlsafe(24),
+        "WECHAT_AES_KEY": base64.b64encode(secrets.token_bytes(32)).decode()[:43],
+        "WECHAT_APPID": "wxdev" + secrets.token_hex(6),
+        "BOT_ADMIN_OPENIDS": "oDevAdmin",
+    }
 
 
 def _read_dev_env() -> dict[str, str]:
@@ -41,15 +46,18 @@ def serve() -> int:
     VAR.mkdir(exist_ok=True)
     env = dict(os.environ)
     env.setdefault("BOT_ENV", "dev")
-    env.setdefault("BOT_SECRET", _dev_secret())
+    kept = _read_dev_env()
+    for name, value in _generated().items():
+        env.setdefault(name, kept.get(name) or value)
     embedded = None
     if not env.get("REDIS_URL"):
         embedded = EmbeddedRedis(VAR / "redis").start()
         env["REDIS_URL"] = embedded.url
         print(f"started redis-server at {embedded.url} (data in {embedded.directory})", flush=True)
-    DEV_ENV.write_text("".join(f"{n}={env[n]}\n" for n in ("BOT_ENV", "BOT_SECRET", "REDIS_URL")))
+    port = env.setdefault("PORT", "8000")
+    names = ("BOT_ENV", "REDIS_URL", "PORT", *_generated())
+    DEV_ENV.write_text("".join(f"{n}={env[n]}\n" for n in names if n in env))
     DEV_ENV.chmod(0o600)
-    port = env.get("PORT", "8000")
     command = [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "-b", f"127.0.0.1:{port}", "wsgi:app"]
     gunicorn = subprocess.Popen(command, cwd=ROOT, env=env)
     forward = lambda signum, frame: gunicorn.send_signal(signum)  # noqa: E731
@@ -63,7 +71,7 @@ def serve() -> int:
 
 
 def cli(args: list[str]) -> int:
-    env = {**os.environ, **_read_dev_env()}
+    env = {**os.environ, **_read_dev_env(), "BOT_STARTUP_CHECKED": "1"}
     if "REDIS_URL" not in env:
         print("no var/dev.env: start the service with `make run` first, or set REDIS_URL", file=sys.stderr)
         return 2

@@ -12,8 +12,12 @@ from bot.chat.core import ChatService
 from bot.chat.providers import OfflineProvider, OpenAIProvider, Provider
 from bot.store.apikeys import KeyStore
 from bot.store.connection import connect
+from bot.store.history import HistoryStore
 from bot.store.quota import KeyLedger
+from bot.store.stats import Stats
 from bot.store.vault import Vault
+from bot.wechat.client import SharedTokenClient
+from bot.wechat.protocol import WeChatProtocol
 from config.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -27,6 +31,19 @@ class Services:
     chat: ChatService
     keys: KeyStore
     ledger: KeyLedger
+    history: HistoryStore
+    stats: Stats
+    wechat: WeChatProtocol | None
+    wechat_client: SharedTokenClient | None
+
+    def close(self) -> None:
+        """Release every connection the app holds (tests and a clean shutdown)."""
+        self.redis.connection_pool.disconnect()
+        session = getattr(self.provider, "session", None)
+        if session is not None:
+            session.close()
+        if self.wechat_client is not None:
+            self.wechat_client._http.close()
 
 
 def build_provider(settings: Settings) -> Provider:
@@ -47,6 +64,16 @@ def build_services(settings: Settings) -> Services:
         chat=ChatService(provider, settings.system_prompt, settings.answer_tokens),
         keys=KeyStore(client, Vault(settings.bot_secret), settings.key_grant_tokens),
         ledger=KeyLedger(client),
+        history=HistoryStore(client, settings.history_idle_seconds),
+        stats=Stats(client),
+        wechat=WeChatProtocol(settings.wechat_token, settings.wechat_aes_key, settings.wechat_appid)
+        if settings.wechat_token
+        else None,
+        wechat_client=SharedTokenClient(
+            settings.wechat_appid, settings.wechat_secret, client, settings.wechat_api_base_url
+        )
+        if settings.wechat_appid and settings.wechat_secret
+        else None,
     )
 
 

@@ -6,6 +6,7 @@ A bad value raises ConfigError naming the variable, and the process stops with t
 
 from __future__ import annotations
 
+import base64
 import math
 import os
 from collections.abc import Mapping
@@ -44,6 +45,16 @@ class Settings:
     key_grant_tokens: int
     answer_tokens: int
     max_body_bytes: int
+    # The official account (WeChat)
+    wechat_token: str
+    wechat_appid: str
+    wechat_aes_key: str
+    wechat_secret: str
+    wechat_api_base_url: str
+    admin_openids: frozenset[str]
+    key_keywords: tuple[str, ...]
+    history_idle_seconds: int
+    public_url: str
 
     @property
     def dev(self) -> bool:
@@ -131,7 +142,38 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         key_grant_tokens=read.int("BOT_KEY_GRANT_TOKENS", 10_000, 0, 10**12),
         answer_tokens=read.int("BOT_ANSWER_TOKENS", 1_000, 16, 100_000),
         max_body_bytes=read.int("BOT_MAX_BODY_BYTES", 256 * 1024, 1024, 64 * 1024 * 1024),
+        **_wechat(read),
     )
+
+
+DEFAULT_KEY_KEYWORDS = "key,apikey,api key,密钥,获取key"
+
+
+def _wechat(read: _Reader) -> dict:
+    aes_key = read.str("WECHAT_AES_KEY")
+    appid = read.str("WECHAT_APPID")
+    if aes_key:
+        try:
+            valid = len(aes_key) == 43 and len(base64.b64decode(aes_key + "=", validate=True)) == 32
+        except ValueError:
+            valid = False
+        if not valid:
+            raise ConfigError("WECHAT_AES_KEY", "must be the 43-character EncodingAESKey from the WeChat console")
+        if not appid:
+            raise ConfigError("WECHAT_APPID", "is required when WECHAT_AES_KEY is set (it is inside every ciphertext)")
+    admins = frozenset(a.strip() for a in read.str("BOT_ADMIN_OPENIDS").split(",") if a.strip())
+    keywords = read.str("BOT_KEY_KEYWORDS", DEFAULT_KEY_KEYWORDS) or DEFAULT_KEY_KEYWORDS
+    return {
+        "wechat_token": read.str("WECHAT_TOKEN"),
+        "wechat_appid": appid,
+        "wechat_aes_key": aes_key,
+        "wechat_secret": read.str("WECHAT_SECRET"),
+        "wechat_api_base_url": read.url("WECHAT_API_BASE_URL", "https://api.weixin.qq.com", ("http", "https")),
+        "admin_openids": admins,
+        "key_keywords": tuple(k.strip().lower() for k in keywords.split(",") if k.strip()),
+        "history_idle_seconds": read.int("BOT_HISTORY_IDLE_SECONDS", 86400, 60, 365 * 86400),
+        "public_url": read.str("BOT_PUBLIC_URL").rstrip("/"),
+    }
 
 
 def _environ_with_dotenv() -> dict[str, str]:

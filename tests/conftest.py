@@ -11,9 +11,15 @@ import redis as redis_py
 from bot import create_app
 from bot.extensions import services
 from bot.store.embedded import EmbeddedRedis
+from bot.wechat.simulate import Account
 from tests.doubles.upstream import UpstreamDouble
+from tests.doubles.wechat_api import WeChatApiDouble
 
 TEST_SECRET = "test-secret-" + "x" * 40
+# Tencent's published sample EncodingAESKey; token and AppId of a test account.
+ACCOUNT = Account(token="pamtest", aes_key="abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", appid="wxb11529c136998cb6")
+WECHAT_SECRET = "wechat-app-secret"
+ADMIN = "oAdmin0000000000000000000001"
 
 
 @pytest.fixture(scope="session")
@@ -44,8 +50,21 @@ def upstream(upstream_server):
     return upstream_server
 
 
+@pytest.fixture(scope="session")
+def wechat_api_server():
+    server = WeChatApiDouble(ACCOUNT.appid, WECHAT_SECRET)
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def config(redis_server, upstream) -> dict[str, str]:
+def wechat_api(wechat_api_server):
+    wechat_api_server.reset()
+    return wechat_api_server
+
+
+@pytest.fixture
+def config(redis_server, upstream, wechat_api) -> dict[str, str]:
     """The settings of the app under test (they replace the environment entirely)."""
     return {
         "BOT_ENV": "test",
@@ -55,15 +74,32 @@ def config(redis_server, upstream) -> dict[str, str]:
         "OPENAI_BASE_URL": upstream.url,
         "OPENAI_MODEL": "test-model",
         "OPENAI_TIMEOUT": "2",
+        "WECHAT_TOKEN": ACCOUNT.token,
+        "WECHAT_AES_KEY": ACCOUNT.aes_key,
+        "WECHAT_APPID": ACCOUNT.appid,
+        "WECHAT_SECRET": WECHAT_SECRET,
+        "WECHAT_API_BASE_URL": wechat_api.url,
+        "BOT_ADMIN_OPENIDS": ADMIN,
     }
 
 
 @pytest.fixture
-def app(config, redis):
-    app = create_app(config)
-    yield app
-    services_ = app.extensions["bot"]
-    services_.redis.close()
+def make_app(redis):
+    """create_app() for tests that need other settings; every app's connections close after the test."""
+    apps = []
+
+    def make(config: dict[str, str]):
+        apps.append(create_app(config))
+        return apps[-1]
+
+    yield make
+    for app in apps:
+        app.extensions["bot"].close()
+
+
+@pytest.fixture
+def app(config, make_app):
+    return make_app(config)
 
 
 @pytest.fixture

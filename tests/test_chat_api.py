@@ -8,7 +8,6 @@ import time
 
 import pytest
 
-from bot import create_app
 from bot.chat.usage import estimate_tokens
 from bot.extensions import services
 from bot.store import keyspace
@@ -290,15 +289,15 @@ def test_the_answer_is_capped_by_what_the_balance_can_pay(app, client, issue_key
     assert upstream.received[0].body["max_tokens"] == 100 - prompt
 
 
-def test_redis_unreachable_is_a_503(config, upstream):
-    app = create_app({**config, "REDIS_URL": "redis://127.0.0.1:1/0"})
+def test_redis_unreachable_is_a_503(config, upstream, make_app):
+    app = make_app({**config, "REDIS_URL": "redis://127.0.0.1:1/0"})
     response = app.test_client().post(URL, json={"api_secret_key": "sk-" + "a" * 48, "messages": one("hi")})
     assert (response.status_code, response.get_json()["code"]) == (503, 50301)
 
 
-def test_offline_provider_says_it_is_offline(config, redis):
+def test_offline_provider_says_it_is_offline(config, redis, make_app):
     offline = {k: v for k, v in config.items() if not k.startswith("OPENAI_")}
-    app = create_app(offline)
+    app = make_app(offline)
     with app.app_context():
         key, _ = services().keys.issue("oOffline")
     body = app.test_client().post(URL, json={"api_secret_key": key, "messages": one("你好")}).get_json()

@@ -40,6 +40,10 @@ def test_run_command_serves_offline_answers_and_keeps_keys_across_restarts(tmp_p
         answer = chat(env["PORT"], key, "你好")
         assert answer["code"] == 0
         assert "离线" in answer["choices"][0]["message"]["content"]
+        # The README's next step: chat with the official account without WeChat.
+        assert "你说的是：你好" in cli(env, "wechat", "say", "你好")
+        assert key in cli(env, "wechat", "say", "key", "--openid", "oRunCommand")
+        assert "今日统计" in cli(env, "wechat", "say", "/stats", "--openid", "oDevAdmin")
     finally:
         assert stop(server) == 0
     assert (tmp_path / "var" / "redis" / "appendonly.aof").exists()

@@ -102,6 +102,7 @@ class KeyStore:
         if existing:  # another worker issued one first: keep theirs, drop ours
             self.redis.delete(keyspace.api_key(fp))
             return self._open(existing, openid), False
+        self.redis.incr(keyspace.stats_key_owners())
         logger.info("issued %s to %s", log_id(fp), openid)
         return key, True
 

@@ -41,3 +41,13 @@ def account(openid: str) -> str:
 def history(openid: str) -> str:
     """The follower's dialogue with the bot on WeChat."""
     return f"{_follower(openid)}:history"
+
+
+def stats_day(day: str) -> str:
+    """Counters of one day (China time): messages, chat tokens, API tokens."""
+    return f"{PREFIX}:{{stats}}:day:{day}"
+
+
+def stats_key_owners() -> str:
+    """How many followers have been issued an API key."""
+    return f"{PREFIX}:{{stats}}:key-owners"

@@ -1,0 +1,1 @@
+"""The official-account door: WeChat's webhook at /wechat (blueprint in views.py)."""

@@ -1,0 +1,132 @@
+"""WeChat's message protocol: signatures, the three encryption modes, and safe XML replies.
+
+wechatpy does the AES and the XML; this module adds what it leaves out: constant-time signature
+checks, one exception for every way a body can be junk, and reply text that cannot break its CDATA.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import xmltodict
+from wechatpy import parse_message
+from wechatpy.crypto import WeChatCrypto
+from wechatpy.messages import BaseMessage
+from wechatpy.replies import TextReply
+
+from bot.store.keyspace import valid_openid
+
+# WeChat shows at most 2048 bytes of a passive text reply; one byte of margin.
+PASSIVE_LIMIT_BYTES = 2047
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_ACCOUNT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+class WebhookError(Exception):
+    """A delivery refused at the door: `status` for WeChat, `reason` for the log."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Delivery:
+    message: BaseMessage
+    encrypted: bool
+    nonce: str
+    timestamp: str
+
+
+def signature_of(*parts: str) -> str:
+    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
+
+
+def _same(expected: str, given: str) -> bool:
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace"))
+
+
+def fit_bytes(text: str, limit: int) -> str:
+    """The longest prefix of `text` whose UTF-8 is at most `limit` bytes (never half a character)."""
+    encoded = text.encode()
+    if len(encoded) <= limit:
+        return text
+    return encoded[:limit].decode("utf-8", "ignore")
+
+
+def cdata_safe(text: str) -> str:
+    """Text that stays inside its CDATA section: no XML-illegal characters, no raw `]]>`."""
+    return _XML_ILLEGAL.sub("", text).replace("]]>", "]]]]><![CDATA[>")
+
+
+class WeChatProtocol:
+    def __init__(self, token: str, aes_key: str, appid: str):
+        self.token = token
+        self.crypto = WeChatCrypto(token, aes_key, appid) if aes_key else None
+
+    def check_signature(self, args: Mapping[str, str]) -> None:
+        """The query's `signature` over token/timestamp/nonce, compared in constant time."""
+        expected = signature_of(self.token, args.get("timestamp", ""), args.get("nonce", ""))
+        if not _same(expected, args.get("signature", "")):
+            raise WebhookError(403, "bad signature")
+
+    def read(self, args: Mapping[str, str], body: bytes) -> Delivery:
+        """Verify and parse one delivery in plaintext, compatible or safe mode."""
+        self.check_signature(args)
+        encrypted = args.get("encrypt_type", "raw").lower() == "aes"
+        xml = self._decrypt(args, body) if encrypted else body
+        message = _parse(xml)
+        return Delivery(message, encrypted, args.get("nonce", ""), args.get("timestamp", ""))
+
+    def _decrypt(self, args: Mapping[str, str], body: bytes) -> bytes | str:
+        if self.crypto is None:
+            raise WebhookError(400, "encrypted delivery but WECHAT_AES_KEY is not configured")
+        try:
+            envelope = xmltodict.parse(body)["xml"]
+            encrypt = envelope["Encrypt"]
+        except Exception as exc:  # noqa: BLE001 - expat, entities, shape: all are junk at the door
+            raise WebhookError(400, f"unreadable envelope: {type(exc).__name__}") from None
+        if not isinstance(encrypt, str):
+            raise WebhookError(400, "Encrypt is not text")
+        expected = signature_of(self.token, args.get("timestamp", ""), args.get("nonce", ""), encrypt)
+        if not _same(expected, args.get("msg_signature", "")):
+            raise WebhookError(403, "bad msg_signature")
+        try:
+            return self.crypto.decrypt_message({"Encrypt": encrypt}, expected, args["timestamp"], args["nonce"])
+        except Exception as exc:  # noqa: BLE001 - base64, block length, padding, AppId, struct, UTF-8
+            raise WebhookError(400, f"undecryptable: {type(exc).__name__}") from None
+
+    def render(self, delivery: Delivery, text: str) -> str:
+        """A text reply in the mode the message came in, cut to WeChat's passive limit."""
+        message = delivery.message
+        reply = TextReply(
+            source=cdata_safe(message.target),
+            target=cdata_safe(message.source),
+            content=cdata_safe(fit_bytes(text, PASSIVE_LIMIT_BYTES)),
+            time=int(time.time()),
+        ).render()
+        if not delivery.encrypted or self.crypto is None:
+            return reply
+        return self.crypto.encrypt_message(reply, delivery.nonce or "nonce", str(int(time.time())))
+
+
+def _parse(xml: bytes | str) -> BaseMessage:
+    try:
+        message = parse_message(xml)
+        source, target, msg_type = message.source, message.target, message.type
+        int(message.time)
+    except Exception as exc:  # noqa: BLE001 - wechatpy lets every parser error escape
+        raise WebhookError(400, f"unreadable message: {type(exc).__name__}") from None
+    if not isinstance(source, str) or not valid_openid(source):
+        raise WebhookError(400, "FromUserName is not an openid")
+    if not isinstance(target, str) or not _ACCOUNT_ID.match(target):
+        raise WebhookError(400, "ToUserName is not an account id")
+    if not isinstance(msg_type, str):
+        raise WebhookError(400, "MsgType missing")
+    return message

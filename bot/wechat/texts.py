@@ -1,0 +1,44 @@
+"""What followers and admins read on WeChat, in one place."""
+
+from __future__ import annotations
+
+WELCOME = (
+    "欢迎关注小一机器人！\n\n"
+    "直接发文字给我，就能和 AI 聊天，我会记住最近的对话。\n"
+    "发送「key」获取你的专属 API 密钥，在自己的程序里调用同样的聊天服务。\n"
+    "点菜单「重置对话」可以开始新话题。"
+)
+UNSUPPORTED = "目前只支持文字消息（以及能识别成文字的语音）。请直接用文字提问吧～"
+QUESTION_TOO_LONG = "问题太长了（{length} 字），请精简到 2000 字以内再发一次。"
+UPSTREAM_FAILED = "抱歉，AI 暂时没能回答，请稍后再试一次。"
+UPSTREAM_TIMEOUT = "抱歉，AI 这次思考太久没有回应，请稍后再试一次。"
+BUSY = "服务繁忙，请稍后再试。"
+DAILY_CAP = "今天的免费聊天额度已经用完啦，明天再来吧～（API 密钥的额度不受影响）"
+RATE_LIMITED = "发得太快啦，请稍等一会儿再发。"
+RESET_DONE = "好的，已清空我们的对话记录，可以开始新话题了。"
+
+KEY_HOWTO = (
+    "你的 API 密钥{status}（请妥善保管，不要泄露给他人）：\n{key}\n\n"
+    "剩余额度：{balance} tokens\n"
+    "接口：POST {base}/api/v1/chat/completions\n"
+    "示例：\ncurl -XPOST {base}/api/v1/chat/completions -d "
+    '\'{{"api_secret_key":"{key}","messages":[{{"role":"user","content":"你好"}}]}}\''
+)
+NO_KEY = "你还没有 API 密钥。发送「key」即可获取。"
+USAGE = "你的 API 密钥余额：{balance} tokens\n今天 API 已用：{used_today} tokens\n累计已用：{used} tokens"
+
+ADMIN_HELP = (
+    "管理命令：\n"
+    "/help 本帮助\n"
+    "/reset <openid|key> 清空该用户的对话与待发回复\n"
+    "/rotate <openid> 撤销并换发密钥（余额保留）\n"
+    "/grant <openid|key> <tokens> 增加额度\n"
+    "/stats 今日统计\n"
+    "/menu 发布 config/menu.json 中的自定义菜单"
+)
+STATS = (
+    "今日统计（北京时间）：\n"
+    "已领取密钥的用户：{key_owners}\n"
+    "公众号消息：{messages} 条，{chat_tokens} tokens\n"
+    "API 调用：{api_calls} 次，{api_tokens} tokens"
+)

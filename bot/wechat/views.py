@@ -1,0 +1,68 @@
+"""`/wechat`: URL verification (GET) and message delivery (POST) in all three modes."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from flask import Blueprint, Response, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from bot.extensions import services
+from bot.wechat import texts
+from bot.wechat.bot import Bot
+from bot.wechat.protocol import WebhookError
+
+logger = logging.getLogger(__name__)
+bp = Blueprint("wechat", __name__)
+
+# WeChat's messages are a few KB; anything far larger is not from WeChat.
+MAX_BODY_BYTES = 64 * 1024
+
+
+def _plain(text: str, status: int = 200) -> Response:
+    return Response(text, status=status, mimetype="text/plain")
+
+
+@bp.errorhandler(WebhookError)
+def on_webhook_error(error: WebhookError) -> Response:
+    logger.warning("wechat delivery refused (%s): %s from %s", error.status, error.reason, request.remote_addr)
+    return _plain("forbidden" if error.status == 403 else "bad request", error.status)
+
+
+def _protocol():
+    protocol = services().wechat
+    if protocol is None:
+        logger.error("wechat delivery but WECHAT_TOKEN is not configured")
+        raise WebhookError(503, "WECHAT_TOKEN is not configured")
+    return protocol
+
+
+@bp.get("/wechat")
+def verify_url() -> Response:
+    """The console's URL check: echo `echostr` if the signature is ours."""
+    _protocol().check_signature(request.args)
+    return _plain(request.args.get("echostr", ""))
+
+
+@bp.post("/wechat")
+def receive() -> Response:
+    protocol = _protocol()
+    protocol.check_signature(request.args)  # before reading a byte of the body
+    request.max_content_length = MAX_BODY_BYTES
+    try:
+        body = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        raise WebhookError(413, f"body over {MAX_BODY_BYTES} bytes") from None
+    delivery = protocol.read(request.args, body)
+    try:
+        text = Bot(services(), request.url_root).reply(delivery.message)
+    except redis.RedisError as error:
+        logger.error("wechat reply for %s: redis unavailable (%s)", delivery.message.source, type(error).__name__)
+        text = texts.BUSY
+    except Exception:
+        logger.exception("wechat reply for %s failed", delivery.message.source)
+        text = texts.UPSTREAM_FAILED
+    if text is None:
+        return _plain("success")
+    return Response(protocol.render(delivery, text), mimetype="application/xml")

@@ -1,0 +1,114 @@
+"""WeChat's server API on 127.0.0.1: access tokens, menu/create and customer-service messages.
+
+Like WeChat, it accepts only the newest access token it issued, and a test can make any call answer
+an errcode (40001, 45015, …) a number of times.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+
+@dataclass
+class Call:
+    path: str
+    query: dict[str, str]
+    body: Any
+
+
+@dataclass
+class State:
+    token_count: int = 0
+    calls: list[Call] = field(default_factory=list)
+    errors: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass
+
+
+class WeChatApiDouble:
+    def __init__(self, appid: str, secret: str):
+        self.appid, self.secret = appid, secret
+        self.state = State()
+        self.lock = threading.Lock()
+        self._server = _Server(("127.0.0.1", 0), self._handler())
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.state = State()
+
+    def fail(self, path: str, *errcodes: int) -> None:
+        """Answer the next calls to `path` with these errcodes, in order."""
+        with self.lock:
+            self.state.errors[path].extend(errcodes)
+
+    def calls_to(self, path: str) -> list[Call]:
+        with self.lock:
+            return [c for c in self.state.calls if c.path == path]
+
+    @property
+    def current_token(self) -> str:
+        return f"TOKEN-{self.state.token_count}"
+
+    def answer(self, path: str, query: dict[str, str], body: Any) -> dict[str, Any]:
+        with self.lock:
+            self.state.calls.append(Call(path, query, body))
+            errors = self.state.errors[path]
+            if errors:
+                return {"errcode": errors.pop(0), "errmsg": "failing on purpose"}
+            if path == "/cgi-bin/token":
+                if (query.get("appid"), query.get("secret")) != (self.appid, self.secret):
+                    return {"errcode": 40013, "errmsg": "invalid appid"}
+                self.state.token_count += 1
+                return {"access_token": self.current_token, "expires_in": 7200}
+            if query.get("access_token") != self.current_token:
+                return {"errcode": 40001, "errmsg": "invalid credential"}
+            return {"errcode": 0, "errmsg": "ok"}
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        double = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _serve(self, body: Any) -> None:
+                url = urlparse(self.path)
+                query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                payload = json.dumps(double.answer(url.path, query, body)).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def do_GET(self) -> None:
+                self._serve(None)
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self._serve(json.loads(raw) if raw else None)
+
+        return Handler
