@@ -22,7 +22,11 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     _configure_logging(settings)
     if settings.offline and not os.environ.get("BOT_STARTUP_CHECKED"):
         logging.getLogger(__name__).warning(OFFLINE_WARNING)
-    app.extensions["bot"] = build_services(settings)
+    app.extensions["bot"] = svc = build_services(settings)
+
+    from bot.wechat.courier import Courier, LocalWaits
+
+    app.extensions["courier"] = Courier(svc, svc.conversation, LocalWaits())
 
     from bot import cli, errors_http
     from bot.api import bp as api_bp

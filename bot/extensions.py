@@ -8,10 +8,11 @@ from dataclasses import dataclass
 import redis
 from flask import current_app
 
-from bot.chat.core import ChatService
+from bot.chat.core import ChatService, Payer
 from bot.chat.providers import OfflineProvider, OpenAIProvider, Provider
 from bot.store.apikeys import KeyStore
 from bot.store.connection import connect
+from bot.store.conversation import Conversation
 from bot.store.history import HistoryStore
 from bot.store.quota import KeyLedger
 from bot.store.stats import Stats
@@ -21,6 +22,16 @@ from bot.wechat.protocol import WeChatProtocol
 from config.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+
+class Unmetered:
+    """Pays for any turn: chat on the official account costs its followers nothing."""
+
+    def reserve(self, wanted: int, minimum: int) -> int:
+        return wanted
+
+    def settle(self, reserved: int, actual: int) -> int:
+        return actual
 
 
 @dataclass
@@ -35,6 +46,11 @@ class Services:
     stats: Stats
     wechat: WeChatProtocol | None
     wechat_client: SharedTokenClient | None
+    conversation: Conversation
+
+    def chat_payer(self, openid: str) -> Payer:
+        """Who pays for a follower's chat on the official account (free to them)."""
+        return Unmetered()
 
     def close(self) -> None:
         """Release every connection the app holds (tests and a clean shutdown)."""
@@ -65,6 +81,12 @@ def build_services(settings: Settings) -> Services:
         keys=KeyStore(client, Vault(settings.bot_secret), settings.key_grant_tokens),
         ledger=KeyLedger(client),
         history=HistoryStore(client, settings.history_idle_seconds),
+        conversation=Conversation(
+            client,
+            lease_seconds=settings.openai_timeout + 30,
+            retention_seconds=settings.reply_retention_seconds,
+            idle_seconds=settings.history_idle_seconds,
+        ),
         stats=Stats(client),
         wechat=WeChatProtocol(settings.wechat_token, settings.wechat_aes_key, settings.wechat_appid)
         if settings.wechat_token

@@ -55,6 +55,10 @@ class Settings:
     key_keywords: tuple[str, ...]
     history_idle_seconds: int
     public_url: str
+    wechat_reply_mode: str
+    wechat_timeout: float
+    wechat_window: float
+    reply_retention_seconds: int
 
     @property
     def dev(self) -> bool:
@@ -173,6 +177,20 @@ def _wechat(read: _Reader) -> dict:
         "key_keywords": tuple(k.strip().lower() for k in keywords.split(",") if k.strip()),
         "history_idle_seconds": read.int("BOT_HISTORY_IDLE_SECONDS", 86400, 60, 365 * 86400),
         "public_url": read.str("BOT_PUBLIC_URL").rstrip("/"),
+        **_delivery(read),
+    }
+
+
+def _delivery(read: _Reader) -> dict:
+    timeout = read.float("BOT_WECHAT_TIMEOUT", 5.0, 0.2, 60.0)
+    window = read.float("BOT_WECHAT_WINDOW", max(0.1, timeout - 0.5), 0.1, 60.0)
+    if window >= timeout:
+        raise ConfigError("BOT_WECHAT_WINDOW", f"must be shorter than BOT_WECHAT_TIMEOUT ({timeout}s), got {window}")
+    return {
+        "wechat_reply_mode": read.choice("WECHAT_REPLY_MODE", "passive", ("passive", "customer_service")),
+        "wechat_timeout": timeout,
+        "wechat_window": window,
+        "reply_retention_seconds": read.int("BOT_REPLY_RETENTION_SECONDS", 86400, 60, 30 * 86400),
     }
 
 

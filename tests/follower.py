@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable
 
 from bot.wechat import simulate
@@ -23,10 +24,12 @@ class Follower:
     def __init__(self, post: Post, account: simulate.Account, openid: str, mode: str = "safe"):
         self.post, self.account, self.openid, self.mode = post, account, openid, mode
         self.last_status = 0
+        self.clock = int(time.time())  # each new message a second after the last, as when typed
 
     def deliver(self, msg_type: str, **fields: object) -> dict[str, str] | None:
         """Send one message; the reply's fields as the follower's WeChat reads them (None: no reply)."""
-        xml = simulate.message_xml(self.account, self.openid, msg_type, **fields)
+        self.clock += 1
+        xml = simulate.message_xml(self.account, self.openid, msg_type, created=self.clock, **fields)
         params, body = simulate.sign(self.account, xml, self.mode)
         status, data = self.post(params, body)
         self.last_status = status

@@ -12,23 +12,27 @@ import redis
 from bot.chat.dialogue import MAX_CHARS, ROLES, Turn
 from bot.store import keyspace
 
+# A Lua function other scripts embed to add a turn in the same atomic step as their own work.
 # Characters, not bytes: count the bytes that start a UTF-8 sequence (Python's len of the text).
-_APPEND = """
+APPEND_PAIR_LUA = """
 local function chars(s) local _, n = string.gsub(s, '[^\\128-\\191]', '') return n end
-redis.call('RPUSH', KEYS[1], ARGV[1], ARGV[2])
-local items = redis.call('LRANGE', KEYS[1], 0, -1)
-local total = 0
-for i = 1, #items do total = total + chars(items[i]) end
-local drop = 0
-while total > tonumber(ARGV[3]) and drop < #items do
-  total = total - chars(items[drop + 1]) - chars(items[drop + 2])
-  drop = drop + 2
+local function append_pair(key, question, answer, budget, ttl)
+  redis.call('RPUSH', key, question, answer)
+  local items = redis.call('LRANGE', key, 0, -1)
+  local total = 0
+  for i = 1, #items do total = total + chars(items[i]) end
+  local drop = 0
+  while total > tonumber(budget) and drop < #items do
+    total = total - chars(items[drop + 1]) - chars(items[drop + 2])
+    drop = drop + 2
+  end
+  if drop >= #items then redis.call('DEL', key) return 0 end
+  if drop > 0 then redis.call('LTRIM', key, drop, -1) end
+  redis.call('EXPIRE', key, ttl)
+  return #items - drop
 end
-if drop >= #items then redis.call('DEL', KEYS[1]) return 0 end
-if drop > 0 then redis.call('LTRIM', KEYS[1], drop, -1) end
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-return #items - drop
 """
+_APPEND = APPEND_PAIR_LUA + "return append_pair(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])"
 
 
 class HistoryStore:

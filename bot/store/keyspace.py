@@ -51,3 +51,18 @@ def stats_day(day: str) -> str:
 def stats_key_owners() -> str:
     """How many followers have been issued an API key."""
     return f"{PREFIX}:{{stats}}:key-owners"
+
+
+def message(openid: str, msg_id: str) -> str:
+    """One delivered message (by WeChat's MsgId): its claim, answer and the reply it got."""
+    return f"{_follower(openid)}:msg:{msg_id}"
+
+
+def busy(openid: str) -> str:
+    """Held by the message whose model call is running for this follower (with a lease)."""
+    return f"{_follower(openid)}:busy"
+
+
+def outbox(openid: str) -> str:
+    """What the follower is still owed, oldest first: answer parts, or `m:<MsgId>` not ready yet."""
+    return f"{_follower(openid)}:outbox"

@@ -1,62 +1,94 @@
-"""What the official account answers: chat, API keys by keyword, menu events, admin commands."""
+"""What the official account answers: chat, API keys by keyword, menu events, admin commands.
+
+Every message is claimed in Redis by its MsgId (events: by their CreateTime) before anything is done,
+and the reply decided for it is stored, so WeChat's retries, on any worker, get the same reply and
+never a second model call.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import time
 
 from wechatpy.messages import BaseMessage
 
-from bot.chat.dialogue import MAX_CHARS, Turn
-from bot.errors import ChatError, Failure
+from bot.chat.dialogue import MAX_CHARS
 from bot.extensions import Services
 from bot.store.vault import log_id
 from bot.wechat import texts
 from bot.wechat.admin import AdminCommands
+from bot.wechat.courier import NO_REPLY, Courier
 
 logger = logging.getLogger(__name__)
 
-_FAILURE_TEXTS = {
-    Failure.UPSTREAM_TIMEOUT: texts.UPSTREAM_TIMEOUT,
-    Failure.QUOTA_EXHAUSTED: texts.DAILY_CAP,
-    Failure.RATE_LIMITED: texts.RATE_LIMITED,
-    Failure.SERVICE_UNAVAILABLE: texts.BUSY,
-}
 
-
-class Unmetered:
-    """Pays for a follower's chat on the official account, which is free to them."""
-
-    def reserve(self, wanted: int, minimum: int) -> int:
-        return wanted
-
-    def settle(self, reserved: int, actual: int) -> int:
-        return actual
+def message_id(message: BaseMessage) -> str:
+    """WeChat's MsgId. Events have none: the sender (the key's owner) and CreateTime tell a retry,
+    and the event and its key tell apart two clicks in the same second."""
+    msg_id = getattr(message, "id", None)
+    if msg_id:
+        return str(msg_id)
+    what = f"{getattr(message, 'event', '')}|{getattr(message, 'key', '')}"
+    return f"event-{int(message.time)}-{hashlib.sha1(what.encode()).hexdigest()[:12]}"
 
 
 class Bot:
-    def __init__(self, svc: Services, base_url: str):
+    def __init__(self, svc: Services, courier: Courier, base_url: str):
         self.svc = svc
+        self.courier = courier
         self.settings = svc.settings
         self.base_url = (svc.settings.public_url or base_url).rstrip("/")
 
-    def reply(self, message: BaseMessage) -> str | None:
-        """The text to answer `message` with, or None for no reply."""
-        openid = message.source
+    def reply(self, message: BaseMessage, arrived: float | None = None) -> str | None:
+        """The reply to one delivery: text, NO_REPLY, or None to stay silent so WeChat tries again."""
+        arrived = time.monotonic() if arrived is None else arrived
+        openid, msg_id = message.source, message_id(message)
+        question = self.question(message)
+        claim = self.svc.conversation.claim(openid, msg_id, question or "")
+        if claim.reply:
+            return claim.reply
+        if claim.status == "new" or claim.recovered:
+            if question is None:
+                return self.svc.conversation.reply(openid, msg_id, self.quick_reply(message) or NO_REPLY)
+            if question.strip().lower() in texts.CONTINUE_WORDS:
+                return self.courier.collect(openid, msg_id, None)
+            if len(question) > MAX_CHARS:
+                return self.svc.conversation.reply(openid, msg_id, texts.QUESTION_TOO_LONG.format(length=len(question)))
+            if claim.owed and not claim.recovered:
+                return self.courier.collect(openid, msg_id, question)
+            self.courier.start(openid, msg_id, question)
+        return self.courier.await_reply(openid, msg_id, claim.deliveries, arrived, chat=question is not None)
+
+    def question(self, message: BaseMessage) -> str | None:
+        """The text to put to the model (or 继续), or None for what is answered without it."""
         if message.type == "text":
-            return self.on_text(openid, message.content or "")
-        if message.type == "voice" and (getattr(message, "recognition", None) or "").strip():
-            return self.on_text(openid, message.recognition)
+            text = message.content or ""
+        elif message.type == "voice":
+            text = getattr(message, "recognition", None) or ""
+        else:
+            return None
+        command = text.strip()
+        if not command:
+            return None
+        if command.startswith("/") and message.source in self.settings.admin_openids:
+            return None
+        if command.lower() in self.settings.key_keywords:
+            return None
+        return text
+
+    def quick_reply(self, message: BaseMessage) -> str | None:
+        openid = message.source
+        if message.type in ("text", "voice"):
+            command = (message.content if message.type == "text" else message.recognition or "").strip()
+            if command.startswith("/") and openid in self.settings.admin_openids:
+                return AdminCommands(self.svc, openid).run(command)
+            if command.lower() in self.settings.key_keywords:
+                return self.key_reply(openid)
+            return texts.UNSUPPORTED
         if message.type == "event":
             return self.on_event(openid, message)
         return texts.UNSUPPORTED
-
-    def on_text(self, openid: str, text: str) -> str:
-        command = text.strip()
-        if command.startswith("/") and openid in self.settings.admin_openids:
-            return AdminCommands(self.svc, openid).run(command)
-        if command.lower() in self.settings.key_keywords:
-            return self.key_reply(openid)
-        return self.chat(openid, text)
 
     def on_event(self, openid: str, message: BaseMessage) -> str | None:
         event = message.event
@@ -94,17 +126,3 @@ class Bot:
         if info is None:
             return texts.NO_KEY
         return texts.USAGE.format(balance=info.balance, used_today=info.used_today, used=info.used)
-
-    def chat(self, openid: str, question: str) -> str:
-        """One chat turn with this follower's history; a failed call leaves the history unchanged."""
-        if len(question) > MAX_CHARS:
-            return texts.QUESTION_TOO_LONG.format(length=len(question))
-        turns = [*self.svc.history.load(openid), Turn("user", question)]
-        try:
-            completion = self.svc.chat.complete(turns, Unmetered())
-        except ChatError as error:
-            logger.info("wechat chat for %s failed: %s", openid, error.failure.name)
-            return _FAILURE_TEXTS.get(error.failure, texts.UPSTREAM_FAILED)
-        self.svc.history.append(openid, question, completion.content)
-        self.svc.stats.count_message(completion.usage.total_tokens)
-        return completion.content

@@ -42,3 +42,11 @@ STATS = (
     "公众号消息：{messages} 条，{chat_tokens} tokens\n"
     "API 调用：{api_calls} 次，{api_tokens} tokens"
 )
+
+# Answers that take longer than WeChat waits (see bot/wechat/courier.py).
+THINKING = "【正在思考…】这个问题需要多想一会儿，请稍后发送「继续」获取回答。"
+MORE = "\n\n（未完，回复「继续」查看后续）"
+WAITING = "【正在思考…】回答还没写完，请稍后再发送「继续」。"
+QUEUED_NOTE = "\n\n——\n你的新问题已收到，正在思考，稍后发送「继续」获取它的回答。"
+NOTHING_OWED = "没有待查看的回答啦，直接提问吧～"
+CONTINUE_WORDS = ("继续", "continue", "more")

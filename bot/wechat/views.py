@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import redis
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from bot.extensions import services
 from bot.wechat import texts
 from bot.wechat.bot import Bot
+from bot.wechat.courier import NO_REPLY
 from bot.wechat.protocol import WebhookError
 
 logger = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ def verify_url() -> Response:
 
 @bp.post("/wechat")
 def receive() -> Response:
+    arrived = time.monotonic()
     protocol = _protocol()
     protocol.check_signature(request.args)  # before reading a byte of the body
     request.max_content_length = MAX_BODY_BYTES
@@ -56,7 +59,7 @@ def receive() -> Response:
         raise WebhookError(413, f"body over {MAX_BODY_BYTES} bytes") from None
     delivery = protocol.read(request.args, body)
     try:
-        text = Bot(services(), request.url_root).reply(delivery.message)
+        text = Bot(services(), current_app.extensions["courier"], request.url_root).reply(delivery.message, arrived)
     except redis.RedisError as error:
         logger.error("wechat reply for %s: redis unavailable (%s)", delivery.message.source, type(error).__name__)
         text = texts.BUSY
@@ -64,5 +67,10 @@ def receive() -> Response:
         logger.exception("wechat reply for %s failed", delivery.message.source)
         text = texts.UPSTREAM_FAILED
     if text is None:
+        # Not ready within this delivery's window: stay silent past WeChat's deadline, so that it sends
+        # the message again (any reply now, even an empty one, would end the retries).
+        time.sleep(max(0.0, arrived + services().settings.wechat_timeout + 1.0 - time.monotonic()))
+        return _plain("")
+    if text == NO_REPLY:
         return _plain("success")
     return Response(protocol.render(delivery, text), mimetype="application/xml")

@@ -1,0 +1,205 @@
+"""Answers that outlive WeChat's 5-second window, delivered exactly once on any number of workers.
+
+WeChat waits 5 s for a reply, then sends the same message again: three deliveries in all. The first
+delivery claims the message in Redis and starts the one model call in a background greenlet of its
+worker; every delivery, on any worker, waits for that call's answer until its window closes
+(BOT_WECHAT_WINDOW, 4.5 s). A reply decided once is the reply every later delivery gets.
+
+Not ready in time: a delivery that is not the last says nothing, and WeChat sends the message again.
+The last one replies 【正在思考…】 (passive mode) and the answer waits in the follower's outbox for
+their next message; in customer_service mode the first window's end replies `success` and the
+answer is pushed with the customer-service API when it is ready (the outbox if a push fails).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import requests
+from wechatpy.exceptions import WeChatClientException
+
+from bot.chat.dialogue import Turn
+from bot.errors import ChatError, Failure
+from bot.extensions import Services
+from bot.store.conversation import Conversation
+from bot.wechat import texts
+from bot.wechat.protocol import PASSIVE_LIMIT_BYTES, fit_bytes
+
+logger = logging.getLogger(__name__)
+
+NO_REPLY = "success"  # the reply that tells WeChat: nothing to show, do not retry
+DELIVERIES = 3  # WeChat's first delivery and its two retries
+MAX_PUSHES = 5  # customer-service messages allowed per message the follower sent
+POLL_SECONDS = 0.2
+# Room left in each part for a marker and a note, so every reply stays within the passive limit.
+PART_BYTES = PASSIVE_LIMIT_BYTES - 400
+
+_FAILURE_TEXTS = {
+    Failure.UPSTREAM_TIMEOUT: texts.UPSTREAM_TIMEOUT,
+    Failure.QUOTA_EXHAUSTED: texts.DAILY_CAP,
+    Failure.RATE_LIMITED: texts.RATE_LIMITED,
+    Failure.SERVICE_UNAVAILABLE: texts.BUSY,
+}
+
+
+def split_parts(text: str, limit: int = PART_BYTES) -> list[str]:
+    """`text` in pieces of at most `limit` UTF-8 bytes, cut at a line break where one is near."""
+    parts = []
+    while len(text.encode()) > limit:
+        piece = fit_bytes(text, limit)
+        newline = piece.rfind("\n")
+        if newline > len(piece) * 3 // 4:
+            piece = piece[: newline + 1]
+        parts.append(piece.rstrip("\n"))
+        text = text[len(piece) :]
+    return [*parts, text] if text or not parts else parts
+
+
+class LocalWaits:
+    """Events for model calls running in this process, so a delivery here need not poll Redis."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, tuple[float, threading.Event]] = {}
+        self._lock = threading.Lock()
+
+    def start(self, key: str) -> threading.Event:
+        now = time.monotonic()
+        with self._lock:
+            for old in [k for k, (t, e) in self._events.items() if e.is_set() and now - t > 120]:
+                del self._events[old]
+            event = threading.Event()
+            self._events[key] = (now, event)
+            return event
+
+    def get(self, key: str) -> threading.Event | None:
+        with self._lock:
+            entry = self._events.get(key)
+        return entry[1] if entry else None
+
+
+class Courier:
+    def __init__(self, svc: Services, conversation: Conversation, waits: LocalWaits):
+        self.svc = svc
+        self.conv = conversation
+        self.waits = waits
+        self.settings = svc.settings
+        self.push_mode = svc.settings.wechat_reply_mode == "customer_service"
+
+    # --- deliveries -------------------------------------------------------------------------
+
+    def await_reply(self, openid: str, msg_id: str, deliveries: int, arrived: float, chat: bool) -> str | None:
+        """Wait for the message's reply or answer until this delivery's window closes.
+
+        None: say nothing and let WeChat deliver the message again."""
+        deadline = arrived + self.settings.wechat_window
+        event = self.waits.get(f"{openid}:{msg_id}")
+        while True:
+            progress = self.conv.progress(openid, msg_id)
+            if progress.reply:
+                return progress.reply
+            if chat and progress.status == "done":
+                return self.reply_with(openid, msg_id, progress.answer or "")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            if event is not None:
+                event.wait(remaining)
+            else:
+                time.sleep(min(POLL_SECONDS, remaining))
+        if not chat or not (self.push_mode or deliveries >= DELIVERIES):
+            return None
+        kind, reply = self.conv.defer(openid, msg_id, NO_REPLY if self.push_mode else texts.THINKING)
+        if kind == "ready":
+            return self.reply_with(openid, msg_id, self.conv.progress(openid, msg_id).answer or "")
+        logger.info("wechat %s msg %s: %s after %d deliveries", openid, msg_id, kind, deliveries)
+        return reply
+
+    def reply_with(self, openid: str, msg_id: str, answer: str) -> str:
+        """Reply with the answer's first part; the rest is owed (and pushed, in customer_service mode)."""
+        first, *rest = split_parts(answer)
+        text = first + texts.MORE if rest else first
+        decided = self.conv.reply(openid, msg_id, text, rest)
+        if decided == text and rest and self.push_mode:
+            self._spawn(self.push, openid, rest)
+        return decided
+
+    def collect(self, openid: str, msg_id: str, question: str | None) -> str:
+        """Reply with the oldest thing owed; a new `question` is started and owed after it."""
+        owed_texts = (texts.MORE, texts.WAITING, texts.QUEUED_NOTE, texts.NOTHING_OWED)
+        reply, waiting = self.conv.collect(openid, msg_id, question is not None, owed_texts)
+        if question is not None:
+            self.start(openid, msg_id, question)
+        if waiting:
+            self._recover(openid, waiting[2:])
+        return reply
+
+    def _recover(self, openid: str, msg_id: str) -> None:
+        question = self.conv.recover(openid, msg_id)
+        if question is not None:
+            logger.warning("wechat %s msg %s: its worker's lease ran out, answering again", openid, msg_id)
+            self.start(openid, msg_id, question)
+
+    # --- the model call ---------------------------------------------------------------------
+
+    def start(self, openid: str, msg_id: str, question: str) -> None:
+        """Run the message's model call in the background: it outlives the delivery that started it."""
+        event = self.waits.start(f"{openid}:{msg_id}")
+        self._spawn(self._run, openid, msg_id, question, event)
+
+    def _spawn(self, target, *args) -> None:
+        # Under gunicorn's gevent worker, threading is patched: this is a greenlet.
+        threading.Thread(target=target, args=args, daemon=True).start()
+
+    def _run(self, openid: str, msg_id: str, question: str, event: threading.Event) -> None:
+        try:
+            ok, answer = self._answer(openid, msg_id, question)
+            parts = split_parts(answer)
+            deferred = self.conv.finish_turn(openid, msg_id, question, answer, ok, parts)
+            if deferred == 1 and self.push_mode:
+                self.push(openid, parts)
+        except Exception:
+            logger.exception("wechat %s msg %s: answering failed", openid, msg_id)
+        finally:
+            event.set()
+
+    def _answer(self, openid: str, msg_id: str, question: str) -> tuple[bool, str]:
+        history = self._wait_for_turn(openid, msg_id)
+        if history is None:
+            return False, texts.BUSY
+        started = time.monotonic()
+        try:
+            completion = self.svc.chat.complete([*history, Turn("user", question)], self.svc.chat_payer(openid))
+        except ChatError as error:
+            logger.info("wechat %s msg %s failed: %s", openid, msg_id, error.failure.name)
+            return False, _FAILURE_TEXTS.get(error.failure, texts.UPSTREAM_FAILED)
+        self.svc.stats.count_message(completion.usage.total_tokens)
+        logger.info("wechat %s msg %s answered in %.1fs", openid, msg_id, time.monotonic() - started)
+        return True, completion.content
+
+    def _wait_for_turn(self, openid: str, msg_id: str) -> list[Turn] | None:
+        """The follower's history once no other message of theirs is with the model (one at a time)."""
+        deadline = time.monotonic() + self.conv.lease_ms / 1000
+        while time.monotonic() < deadline:
+            history = self.conv.begin_turn(openid, msg_id)
+            if history is not None:
+                return history
+            time.sleep(POLL_SECONDS)
+        return None
+
+    def push(self, openid: str, parts: list[str]) -> None:
+        """Send owed parts as customer-service messages; what cannot be pushed stays owed."""
+        client = self.svc.wechat_client
+        if client is None:
+            return
+        for i, part in enumerate(parts[:MAX_PUSHES]):
+            last_allowed = i == MAX_PUSHES - 1 and len(parts) > MAX_PUSHES
+            text = part + texts.MORE if last_allowed else part
+            try:
+                client.call(lambda text=text: client.message.send_text(openid, text))
+            except (WeChatClientException, requests.RequestException) as error:
+                errcode = getattr(error, "errcode", None)
+                logger.warning("wechat push to %s failed (errcode=%s): kept for their next message", openid, errcode)
+                return
+            self.conv.remove_owed(openid, part)
