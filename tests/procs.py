@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -54,4 +55,18 @@ def stop(process: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 3
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+    log = getattr(process, "log", None)
+    if log is not None:
+        log.close()
     return process.returncode
+
+
+def start_gunicorn(env: dict[str, str], port: int, workers: int = 2) -> subprocess.Popen:
+    """The service as the Procfile runs it (gevent workers), on 127.0.0.1:`port`."""
+    env = {**env, "WEB_CONCURRENCY": str(workers)}
+    command = python("-m", "gunicorn", "-c", "config/gunicorn.conf.py", "-b", f"127.0.0.1:{port}", "wsgi:app")
+    log = open(Path(tempfile.gettempdir()) / f"xiaoyi-gunicorn-{port}.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process.log = log  # type: ignore[attr-defined]  (closed by stop())
+    wait_for_http(f"http://127.0.0.1:{port}/wechat", process)
+    return process

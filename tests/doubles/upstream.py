@@ -22,6 +22,7 @@ def echo_answer(messages: list[dict[str, str]]) -> str:
 @dataclass
 class Behaviour:
     latency: float = 0.0
+    latency_for: Callable[[list[dict[str, str]]], float] | None = None  # per question, overrides latency
     status: int = 200
     fail_times: int | None = None  # with a failing status: fail this many times, then succeed
     mode: str = "ok"  # ok | malformed | empty | drop
@@ -74,6 +75,11 @@ class UpstreamDouble:
         with self._lock:
             return len(self.received)
 
+    def calls_about(self, question: str) -> int:
+        """How many requests asked `question` as their last message."""
+        with self._lock:
+            return sum(1 for r in self.received if r.body["messages"][-1]["content"] == question)
+
     def _record(self, headers: dict[str, str], body: dict[str, Any]) -> tuple[Behaviour, bool]:
         """Record a request; answer the behaviour to use and whether to fail it."""
         with self._lock:
@@ -99,7 +105,8 @@ class UpstreamDouble:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 behaviour, fail = double._record(dict(self.headers), body)
-                time.sleep(behaviour.latency)
+                latency = behaviour.latency_for(body["messages"]) if behaviour.latency_for else behaviour.latency
+                time.sleep(latency)
                 if behaviour.mode == "drop":
                     self.close_connection = True
                     self.connection.shutdown(2)
