@@ -1,0 +1,98 @@
+"""Many followers writing in the same second to a slow model, through WeChat's 5-second window.
+
+    .venv/bin/python -m bench.wechat_burst [--followers 200] [--latency 8] [--workers 2]
+
+Starts a real redis-server, an upstream double that answers after --latency seconds, and the
+service under gunicorn (the Procfile's settings). A WeChat stand-in delivers each follower's message
+with a 5 s deadline, up to three times; a follower told 【正在思考…】 sends 继续 until the answer
+comes. Prints how many were answered and how, duplicate model calls, and delivery response times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from bot.store.embedded import EmbeddedRedis
+from bot.wechat import texts
+from tests.conftest import ACCOUNT
+from tests.doubles.upstream import UpstreamDouble
+from tests.procs import clean_env, free_port, start_gunicorn, stop
+from tests.wechat_servers import WeChatServers
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def follower(wechat: WeChatServers, i: int, results: list) -> None:
+    openid = f"oBench{i:022d}"
+    outcome = wechat.say(openid, f"问题{i}", 10**12 + i)
+    how, took = "in window", [outcome.reply_took] if outcome.reply else []
+    reply = outcome.reply
+    tries = 0
+    while reply in (texts.THINKING, texts.WAITING) and tries < 60:
+        how = "by 继续"
+        time.sleep(1.0)
+        more = wechat.say(openid, "继续", 2 * 10**12 + i * 100 + tries)
+        took.append(more.reply_took)
+        reply, tries = more.reply, tries + 1
+    results[i] = (how if reply == f"回答：问题{i}" else "lost", outcome.attempts, took)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--followers", type=int, default=200)
+    parser.add_argument("--latency", type=float, default=8.0)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+
+    redis = EmbeddedRedis(Path(tempfile.mkdtemp()), persist=False).start()
+    upstream = UpstreamDouble().start()
+    upstream.reset(latency=args.latency)
+    env = clean_env(
+        REDIS_URL=redis.url, BOT_SECRET="b" * 40, OPENAI_BASE_URL=upstream.url, OPENAI_TIMEOUT="60",
+        WECHAT_TOKEN=ACCOUNT.token, WECHAT_AES_KEY=ACCOUNT.aes_key, WECHAT_APPID=ACCOUNT.appid,
+    )
+    port = free_port()
+    server = start_gunicorn(env, port, workers=args.workers)
+    try:
+        wechat = WeChatServers([f"http://127.0.0.1:{port}"], ACCOUNT, timeout=5.0)
+        results: list = [None] * args.followers
+        threads = [threading.Thread(target=follower, args=(wechat, i, results)) for i in range(args.followers)]
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        wall = time.monotonic() - started
+    finally:
+        stop(server)
+        upstream.stop()
+        redis.stop()
+
+    hows = [r[0] for r in results]
+    took = [t for r in results for t in r[2]]
+    questions = [r.body["messages"][-1]["content"] for r in upstream.received]
+    duplicates = len(questions) - len(set(questions))
+    print(f"followers={args.followers} latency={args.latency}s workers={args.workers} wall={wall:.1f}s")
+    print(
+        f"answered: {hows.count('in window') + hows.count('by 继续')}/{args.followers} "
+        f"(in window {hows.count('in window')}, by 继续 {hows.count('by 继续')}, lost {hows.count('lost')})"
+    )
+    print(f"model calls: {len(questions)} for {args.followers} messages, duplicates: {duplicates}")
+    attempts = [len(r[1]) for r in results]
+    print(f"deliveries per message: median {statistics.median(attempts)}, max {max(attempts)}")
+    print(
+        f"reply time of answering deliveries (s): median {statistics.median(took):.3f}, "
+        f"p99 {percentile(took, 0.99):.3f}, max {max(took):.3f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
