@@ -56,8 +56,13 @@ def main() -> None:
     upstream = UpstreamDouble().start()
     upstream.reset(latency=args.latency)
     env = clean_env(
-        REDIS_URL=redis.url, BOT_SECRET="b" * 40, OPENAI_BASE_URL=upstream.url, OPENAI_TIMEOUT="60",
-        WECHAT_TOKEN=ACCOUNT.token, WECHAT_AES_KEY=ACCOUNT.aes_key, WECHAT_APPID=ACCOUNT.appid,
+        REDIS_URL=redis.url,
+        BOT_SECRET="b" * 40,
+        OPENAI_BASE_URL=upstream.url,
+        OPENAI_TIMEOUT="60",
+        WECHAT_TOKEN=ACCOUNT.token,
+        WECHAT_AES_KEY=ACCOUNT.aes_key,
+        WECHAT_APPID=ACCOUNT.appid,
     )
     port = free_port()
     server = start_gunicorn(env, port, workers=args.workers)

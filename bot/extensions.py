@@ -11,7 +11,7 @@ from flask import current_app
 from bot.chat.core import ChatService, Payer
 from bot.chat.providers import OfflineProvider, OpenAIProvider, Provider
 from bot.store.apikeys import KeyStore
-from bot.store.connection import connect
+from bot.store.connection import connect, disconnect
 from bot.store.conversation import Conversation
 from bot.store.history import HistoryStore
 from bot.store.quota import KeyLedger
@@ -54,7 +54,7 @@ class Services:
 
     def close(self) -> None:
         """Release every connection the app holds (tests and a clean shutdown)."""
-        self.redis.connection_pool.disconnect()
+        disconnect(self.redis)
         session = getattr(self.provider, "session", None)
         if session is not None:
             session.close()
@@ -71,7 +71,9 @@ def build_provider(settings: Settings) -> Provider:
 
 
 def build_services(settings: Settings) -> Services:
-    client = connect(settings.redis_url)
+    client = connect(
+        settings.redis_url, settings.redis_cluster, settings.redis_sentinels, settings.redis_sentinel_master
+    )
     provider = build_provider(settings)
     return Services(
         settings=settings,

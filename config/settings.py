@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlparse
@@ -35,6 +36,9 @@ class ConfigError(Exception):
 class Settings:
     env: str
     redis_url: str
+    redis_cluster: str
+    redis_sentinels: tuple[str, ...]
+    redis_sentinel_master: str
     bot_secret: str
     openai_api_key: str
     openai_base_url: str
@@ -127,15 +131,24 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         environ = _environ_with_dotenv()
     read = _Reader(environ)
     env = read.choice("BOT_ENV", "production", ("production", "dev", "test"))
-    redis_url = read.str("REDIS_URL")
+    sentinels = tuple(h.strip() for h in read.str("REDIS_SENTINELS").split(",") if h.strip())
+    redis_url = read.str("REDIS_URL", "redis://sentinel-master/0" if sentinels else "")
     if not redis_url:
         raise ConfigError("REDIS_URL", "is required, e.g. redis://127.0.0.1:6379/0")
-    read.url("REDIS_URL", "", ("redis", "rediss", "unix"))
+    read.url("REDIS_URL", redis_url, ("redis", "rediss", "unix"))
+    for host in sentinels:
+        if not re.fullmatch(r"[\w.-]+:\d{1,5}", host):
+            raise ConfigError("REDIS_SENTINELS", f"must be host:port[,host:port…], got {host!r}")
+    if sentinels and not read.str("REDIS_SENTINEL_MASTER"):
+        raise ConfigError("REDIS_SENTINEL_MASTER", "is required with REDIS_SENTINELS (the monitored master's name)")
     api_key = read.str("OPENAI_API_KEY")
     base_url_set = bool(read.str("OPENAI_BASE_URL"))
     return Settings(
         env=env,
         redis_url=redis_url,
+        redis_cluster=read.choice("REDIS_CLUSTER", "auto", ("auto", "yes", "no")),
+        redis_sentinels=sentinels,
+        redis_sentinel_master=read.str("REDIS_SENTINEL_MASTER"),
         bot_secret=_secret(read, env),
         openai_api_key=api_key,
         openai_base_url=read.url("OPENAI_BASE_URL", DEFAULT_OPENAI_BASE_URL, ("http", "https")).rstrip("/"),

@@ -1,24 +1,60 @@
-"""The one Redis client of an app: a bounded, blocking connection pool with timeouts."""
+"""The one Redis client of an app: standalone, Cluster or Sentinel, with bounded blocking pools.
+
+Cluster mode is detected (`INFO cluster`) unless REDIS_CLUSTER says yes or no. Every key the service
+uses carries a hash tag per owner (bot/store/keyspace.py), so each script and pipeline stays in one
+slot and runs unchanged on a cluster.
+"""
 
 from __future__ import annotations
 
+import logging
+
 import redis
+from redis.cluster import RedisCluster
+from redis.sentinel import Sentinel
+
+logger = logging.getLogger(__name__)
 
 # Under gevent hundreds of greenlets may want Redis at once; a blocking pool makes them queue for a
 # connection (up to POOL_TIMEOUT) instead of failing with MaxConnectionsError.
 POOL_SIZE = 64
 POOL_TIMEOUT = 5.0
 SOCKET_TIMEOUT = 5.0
+_OPTIONS = {"socket_timeout": SOCKET_TIMEOUT, "socket_connect_timeout": 2.0, "decode_responses": True}
 
 
-def connect(url: str) -> redis.Redis:
-    """A client for `url` (redis://, rediss:// or unix://) that answers str, not bytes."""
-    pool = redis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=POOL_SIZE,
-        timeout=POOL_TIMEOUT,
-        socket_timeout=SOCKET_TIMEOUT,
-        socket_connect_timeout=2.0,
-        decode_responses=True,
-    )
+def connect(url: str, cluster: str = "auto", sentinels: tuple[str, ...] = (), sentinel_master: str = ""):
+    """A client for `url` (redis://, rediss:// or unix://), or for the Sentinel-monitored master."""
+    if sentinels:
+        hosts = [(h.rsplit(":", 1)[0], int(h.rsplit(":", 1)[1])) for h in sentinels]
+        sentinel = Sentinel(hosts, sentinel_kwargs={"socket_timeout": 2.0}, **_OPTIONS)
+        return sentinel.master_for(sentinel_master, max_connections=POOL_SIZE)
+    if cluster == "yes" or (cluster == "auto" and _is_cluster(url)):
+        return RedisCluster.from_url(
+            url,
+            connection_pool_class=redis.BlockingConnectionPool,
+            max_connections=POOL_SIZE,
+            timeout=POOL_TIMEOUT,
+            **_OPTIONS,
+        )
+    pool = redis.BlockingConnectionPool.from_url(url, max_connections=POOL_SIZE, timeout=POOL_TIMEOUT, **_OPTIONS)
     return redis.Redis(connection_pool=pool)
+
+
+def _is_cluster(url: str) -> bool:
+    probe = redis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=2.0)
+    try:
+        return bool(probe.info("cluster").get("cluster_enabled"))
+    except redis.RedisError as error:
+        logger.warning("could not ask Redis whether it is a cluster (%s): assuming it is not", type(error).__name__)
+        return False
+    finally:
+        probe.close()
+
+
+def disconnect(client) -> None:
+    """Close every connection of a client made by connect()."""
+    if isinstance(client, RedisCluster):
+        client.close()
+    else:
+        client.connection_pool.disconnect()

@@ -94,3 +94,62 @@ class EmbeddedRedis:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+
+
+class EmbeddedCluster:
+    """A Redis Cluster of `masters` redis-server processes on loopback, slots split evenly."""
+
+    SLOTS = 16384
+
+    def __init__(self, directory: Path, ports: list[int]):
+        self.directory = Path(directory).resolve()
+        self.nodes = [
+            EmbeddedRedis(
+                self.directory / str(port),
+                port=port,
+                persist=False,
+                extra=(
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "5000",
+                ),
+            )
+            for port in ports
+        ]
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    def start(self, wait: float = 20.0) -> EmbeddedCluster:
+        try:
+            for node in self.nodes:
+                node.start()
+            self._form(wait)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _form(self, wait: float) -> None:
+        clients = [redis.Redis.from_url(node.url) for node in self.nodes]
+        share = self.SLOTS // len(clients)
+        for i, client in enumerate(clients):
+            last = self.SLOTS if i == len(clients) - 1 else (i + 1) * share
+            client.execute_command("CLUSTER ADDSLOTS", *range(i * share, last))
+        for node, client in zip(self.nodes[1:], clients[1:], strict=True):
+            clients[0].execute_command("CLUSTER MEET", "127.0.0.1", node.port)
+        deadline = time.monotonic() + wait
+        while not all(c.execute_command("CLUSTER INFO").get("cluster_state") == "ok" for c in clients):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the cluster did not reach cluster_state:ok")
+            time.sleep(0.1)
+        for client in clients:
+            client.close()
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()

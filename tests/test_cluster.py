@@ -1,0 +1,106 @@
+"""The same flows on a 3-master Redis Cluster (started from the same redis-server binary): keys,
+quota, WeChat chat with history, exactly-once delivery and owed answers. REDIS_URL names one node;
+cluster mode is detected."""
+
+from __future__ import annotations
+
+import random
+import socket
+import time
+
+import pytest
+from redis.cluster import RedisCluster
+
+from bot.extensions import services
+from bot.store import keyspace
+from bot.store.embedded import EmbeddedCluster
+from bot.wechat import texts
+from tests.conftest import ACCOUNT
+from tests.follower import Follower, flask_post
+
+pytestmark = pytest.mark.slow
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def cluster_ports(count: int = 3) -> list[int]:
+    """Ports whose cluster-bus ports (port + 10000) are free too."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = random.randint(20000, 29999)
+        if port not in ports and _free(port) and _free(port + 10000):
+            ports.append(port)
+    return ports
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory):
+    cluster = EmbeddedCluster(tmp_path_factory.mktemp("cluster"), cluster_ports()).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def cluster_app(redis_cluster, config, make_app):
+    client = RedisCluster.from_url(redis_cluster.url, decode_responses=True)
+    client.flushall(target_nodes=RedisCluster.PRIMARIES)
+    client.close()
+    overrides = {
+        "REDIS_URL": redis_cluster.url,
+        "BOT_WECHAT_TIMEOUT": "1",
+        "BOT_WECHAT_WINDOW": "0.5",
+        "OPENAI_TIMEOUT": "10",
+    }
+    app = make_app({**config, **overrides})
+    assert isinstance(app.extensions["bot"].redis, RedisCluster)
+    return app
+
+
+def ask(client, key, question):
+    body = {"api_secret_key": key, "messages": [{"role": "user", "content": question}]}
+    return client.post("/api/v1/chat/completions", json=body).get_json()
+
+
+def test_keys_and_quota_on_a_cluster(cluster_app, upstream):
+    client = cluster_app.test_client()
+    with cluster_app.app_context():
+        store = services().keys
+        key, created = store.issue("oCluster000000000000000000001")
+        assert created and store.issue("oCluster000000000000000000001") == (key, False)
+    answer = ask(client, key, "hello")
+    assert answer["code"] == 0
+    with cluster_app.app_context():
+        info = store.info(store.fingerprint(key))
+        assert info.balance == 10_000 - answer["usage"]["total_tokens"] and info.reserved == 0
+        store.redis.hset(keyspace.api_key(info.fingerprint), "balance", 5)
+    assert ask(client, key, "hello")["code"] == 40201
+    with cluster_app.app_context():
+        rotated = store.rotate("oCluster000000000000000000001")
+    assert ask(client, key, "hi")["code"] == 40102
+    assert ask(client, rotated, "hi")["code"] == 40201  # the balance moved with the key
+
+
+def test_wechat_chat_history_and_exactly_once_on_a_cluster(cluster_app, upstream):
+    follower = Follower(flask_post(cluster_app.test_client()), ACCOUNT, "oCluster000000000000000000002")
+    assert follower.say("第一问", msg_id=1) == "回答：第一问"
+    assert follower.say("第一问", msg_id=1) == "回答：第一问"  # WeChat's retry: same reply
+    assert follower.say("第二问", msg_id=2) == "回答：第二问"
+    assert upstream.calls == 2
+    sent = [m["content"] for m in upstream.received[-1].body["messages"] if m["role"] != "system"]
+    assert sent == ["第一问", "回答：第一问", "第二问"]
+    assert "sk-" in follower.say("key")
+
+
+def test_owed_answers_on_a_cluster(cluster_app, upstream):
+    upstream.reset(latency=6)  # each silent in-process delivery is held 2 s, past the 1 s deadline
+    follower = Follower(flask_post(cluster_app.test_client()), ACCOUNT, "oCluster000000000000000000003")
+    for _ in range(2):  # the first two deliveries stay silent
+        assert follower.say("慢", msg_id=7) is None
+    assert follower.say("慢", msg_id=7) == texts.THINKING
+    assert follower.say("继续") == texts.WAITING
+    time.sleep(2.0)
+    assert follower.say("继续") == "回答：慢"
+    assert upstream.calls == 1
