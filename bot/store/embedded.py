@@ -140,7 +140,7 @@ class EmbeddedCluster:
         for i, client in enumerate(clients):
             last = self.SLOTS if i == len(clients) - 1 else (i + 1) * share
             client.execute_command("CLUSTER ADDSLOTS", *range(i * share, last))
-        for node, client in zip(self.nodes[1:], clients[1:], strict=True):
+        for node in self.nodes[1:]:
             clients[0].execute_command("CLUSTER MEET", "127.0.0.1", node.port)
         deadline = time.monotonic() + wait
         while not all(c.execute_command("CLUSTER INFO").get("cluster_state") == "ok" for c in clients):
