@@ -11,8 +11,10 @@ from flask import current_app
 from bot.chat.core import ChatService
 from bot.chat.providers import OfflineProvider, OpenAIProvider, Provider
 from bot.store.apikeys import KeyStore
+from bot.store.blocks import Blocklist
 from bot.store.connection import connect
-from bot.store.quota import KeyLedger
+from bot.store.limits import FollowerGate
+from bot.store.quota import Allowances, KeyLedger
 from bot.store.vault import Vault
 from config.settings import Settings
 
@@ -27,6 +29,9 @@ class Services:
     chat: ChatService
     keys: KeyStore
     ledger: KeyLedger
+    blocks: Blocklist
+    followers: FollowerGate  # the webhook: admit(openid) before each chat message
+    allowances: Allowances  # the webhook: allowances.payer(openid) pays for WeChat chat
 
 
 def build_provider(settings: Settings) -> Provider:
@@ -46,7 +51,10 @@ def build_services(settings: Settings) -> Services:
         provider=provider,
         chat=ChatService(provider, settings.system_prompt, settings.answer_tokens),
         keys=KeyStore(client, Vault(settings.bot_secret), settings.key_grant_tokens),
-        ledger=KeyLedger(client),
+        ledger=KeyLedger(client, settings.limits.key_rpm, settings.limits.user_rpm),
+        blocks=Blocklist(client),
+        followers=FollowerGate(client, settings.limits.openid_rpm),
+        allowances=Allowances(client, settings.limits.daily_chat_tokens),
     )
 
 
