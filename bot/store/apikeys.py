@@ -119,6 +119,10 @@ class KeyStore:
     def fingerprint_of(self, openid: str) -> str | None:
         return self.redis.hget(keyspace.account(openid), "key_fp")
 
+    def active(self, fingerprint: str) -> bool:
+        """Whether the key exists now (not revoked); one read, no cache."""
+        return bool(self.redis.exists(keyspace.api_key(fingerprint)))
+
     def info(self, fingerprint: str) -> KeyInfo | None:
         """Owner, balance and use of a key (None if unknown or revoked)."""
         with self.redis.pipeline(transaction=False) as pipe:
