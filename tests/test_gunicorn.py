@@ -125,7 +125,7 @@ def test_stream_pieces_reach_the_client_as_the_model_writes_them(server, app, up
         events = list(read_events(response, started))
     assert len(events) == 5
     first, last = events[0][0], events[-1][0]
-    assert 0.2 < first < 0.6 and last > 0.9  # 4 pieces 0.25 s apart: the first was not held back
+    assert first > 0.2 and last - first > 0.6  # 4 pieces 0.25 s apart arrived 0.25 s apart, not at once
     assert json.loads(events[-1][1])["usage"]["completion_tokens"] > 0
     assert time.monotonic() - started < 3
 

@@ -43,7 +43,7 @@ def test_pieces_arrive_as_the_upstream_writes_them(provider, upstream):
     for piece in stream:
         arrivals.append((piece, time.monotonic() - started))
     assert "".join(p for p, _ in arrivals) == ANSWER and len(arrivals) == 4
-    assert arrivals[0][1] < 0.3 < arrivals[-1][1]  # the first piece did not wait for the last
+    assert arrivals[-1][1] - arrivals[0][1] > 0.35  # 0.15 s apart as written, not all at the end
     assert stream.finish_reason == "stop"
     sent = upstream.received[0].body
     assert (sent["stream"], sent["temperature"], sent["max_tokens"]) == (True, 0.5, 100)
