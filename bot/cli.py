@@ -1,4 +1,4 @@
-"""Operator commands: `flask --app wsgi keys …` (the README's `make cli` sets up the environment)."""
+"""Operator commands: `flask --app wsgi keys|block|unblock …` (`make cli` sets up the environment)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from bot.store.keyspace import valid_openid
 from bot.wechat import simulate
 
 keys_cli = AppGroup("keys", help="Issue, inspect, revoke and top up API keys.")
+block_cli = AppGroup("block", help="Block a follower (chat and API key) or a `user` value of the API.")
+unblock_cli = AppGroup("unblock", help="Lift a block.")
 
 
 def _openid(value: str) -> str:
@@ -51,7 +53,7 @@ def show_key(target: str) -> None:
     assert info is not None
     click.echo(
         f"owner={info.owner} key={info.fingerprint[:10]} balance={info.balance} "
-        f"reserved={info.reserved} used={info.used} used_today={info.used_today}"
+        f"reserved={info.reserved} used={info.used} used_today={info.used_today}" + (" BLOCKED" if info.blocked else "")
     )
 
 
@@ -80,9 +82,38 @@ def grant_tokens(target: str, tokens: int) -> None:
     click.echo(f"balance is now {balance}")
 
 
-def register(app: Flask) -> None:
-    app.cli.add_command(keys_cli)
-    app.cli.add_command(wechat_cli)
+@block_cli.command("user")
+@click.argument("value")
+def block_user(value: str) -> None:
+    """Refuse API requests whose `user` field is VALUE, on every key, from the next request on."""
+    already = not services().blocks.block_user(value)
+    click.echo(f"user {value!r} {'was already' if already else 'is now'} blocked")
+
+
+@block_cli.command("openid")
+@click.argument("openid")
+def block_openid(openid: str) -> None:
+    """Refuse OPENID's chat messages and API key from their next request on."""
+    already = not services().blocks.block_openid(_openid(openid))
+    click.echo(f"{openid} {'was already' if already else 'is now'} blocked")
+
+
+@unblock_cli.command("user")
+@click.argument("value")
+def unblock_user(value: str) -> None:
+    """Lift the block of a `user` value."""
+    if not services().blocks.unblock_user(value):
+        raise click.ClickException(f"user {value!r} was not blocked")
+    click.echo(f"user {value!r} is no longer blocked")
+
+
+@unblock_cli.command("openid")
+@click.argument("openid")
+def unblock_openid(openid: str) -> None:
+    """Lift the block of a follower."""
+    if not services().blocks.unblock_openid(_openid(openid)):
+        raise click.ClickException(f"{openid} was not blocked")
+    click.echo(f"{openid} is no longer blocked")
 
 
 wechat_cli = AppGroup("wechat", help="Talk to /wechat as WeChat's servers would.")
@@ -112,3 +143,8 @@ def say(text: str, openid: str, click_key: bool, url: str | None, mode: str | No
         raise click.ClickException(f"/wechat answered HTTP {response.status_code}: {response.text[:200]}")
     reply = simulate.open_reply(account, response.content, encrypted=mode != "plain")
     click.echo("(no reply)" if reply is None else reply.get("Content", reply))
+
+
+def register(app: Flask) -> None:
+    for group in (keys_cli, wechat_cli, block_cli, unblock_cli):
+        app.cli.add_command(group)

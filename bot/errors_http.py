@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 
 import redis
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from bot.api.openai_format import error_response as openai_error_response
 from bot.errors import ChatError, Failure
 
 logger = logging.getLogger(__name__)
@@ -21,7 +22,12 @@ _HTTP_FAILURES = {
 
 
 def failure_response(failure: Failure, message: str | None = None, retry_after: int | None = None) -> Response:
-    """The spec's error shape: a stable code, a human msg, and the matching HTTP status."""
+    """The spec's error shape: a stable code, a human msg, and the matching HTTP status.
+
+    On the OpenAI-compatible door (`/v1/…`) the same failure takes OpenAI's shape instead.
+    """
+    if g.get("error_shape", "openai" if request.path.startswith("/v1/") else "spec") == "openai":
+        return openai_error_response(failure, message or failure.default_message, retry_after)
     response = jsonify(code=failure.code, msg=message or failure.default_message)
     response.status_code = failure.http_status
     if retry_after is not None:

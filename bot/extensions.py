@@ -8,13 +8,15 @@ from dataclasses import dataclass
 import redis
 from flask import current_app
 
-from bot.chat.core import ChatService, Payer
+from bot.chat.core import ChatService
 from bot.chat.providers import OfflineProvider, OpenAIProvider, Provider
 from bot.store.apikeys import KeyStore
+from bot.store.blocks import Blocklist
 from bot.store.connection import connect, disconnect
 from bot.store.conversation import Conversation
 from bot.store.history import HistoryStore
-from bot.store.quota import KeyLedger
+from bot.store.limits import FollowerGate
+from bot.store.quota import Allowances, KeyLedger
 from bot.store.stats import Stats
 from bot.store.vault import Vault
 from bot.wechat.client import SharedTokenClient
@@ -22,16 +24,6 @@ from bot.wechat.protocol import WeChatProtocol
 from config.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-
-class Unmetered:
-    """Pays for any turn: chat on the official account costs its followers nothing."""
-
-    def reserve(self, wanted: int, minimum: int) -> int:
-        return wanted
-
-    def settle(self, reserved: int, actual: int) -> int:
-        return actual
 
 
 @dataclass
@@ -42,15 +34,14 @@ class Services:
     chat: ChatService
     keys: KeyStore
     ledger: KeyLedger
+    blocks: Blocklist
+    followers: FollowerGate  # admit(openid) before each chat message on WeChat
+    allowances: Allowances  # allowances.payer(openid) pays for a follower's chat on WeChat
     history: HistoryStore
     stats: Stats
     wechat: WeChatProtocol | None
     wechat_client: SharedTokenClient | None
     conversation: Conversation
-
-    def chat_payer(self, openid: str) -> Payer:
-        """Who pays for a follower's chat on the official account (free to them)."""
-        return Unmetered()
 
     def close(self) -> None:
         """Release every connection the app holds (tests and a clean shutdown)."""
@@ -81,7 +72,10 @@ def build_services(settings: Settings) -> Services:
         provider=provider,
         chat=ChatService(provider, settings.system_prompt, settings.answer_tokens),
         keys=KeyStore(client, Vault(settings.bot_secret), settings.key_grant_tokens),
-        ledger=KeyLedger(client),
+        ledger=KeyLedger(client, settings.limits.key_rpm, settings.limits.user_rpm),
+        blocks=Blocklist(client),
+        followers=FollowerGate(client, settings.limits.openid_rpm),
+        allowances=Allowances(client, settings.limits.daily_chat_tokens),
         history=HistoryStore(client, settings.history_idle_seconds),
         conversation=Conversation(
             client,

@@ -18,6 +18,7 @@ DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 DEFAULT_SYSTEM_PROMPT = "你是小一机器人，一个乐于助人、回答简洁准确的中文助手。"
 MIN_SECRET_LENGTH = 32
+MAX_RPM = 10_000  # a rate window keeps one entry per request: bounded memory per caller
 OFFLINE_WARNING = (
     "no upstream model configured (OPENAI_API_KEY and OPENAI_BASE_URL unset): "
     "the offline provider answers, and its replies say so"
@@ -63,6 +64,7 @@ class Settings:
     wechat_timeout: float
     wechat_window: float
     reply_retention_seconds: int
+    limits: Limits
 
     @property
     def dev(self) -> bool:
@@ -116,6 +118,25 @@ class _Reader:
         return value
 
 
+@dataclass(frozen=True)
+class Limits:
+    """Caps shared by all workers through Redis; 0 turns a cap off."""
+
+    daily_chat_tokens: int  # tokens a follower may use per day chatting on WeChat
+    key_rpm: int  # requests per minute per API key
+    user_rpm: int  # requests per minute per `user` value of one API key
+    openid_rpm: int  # WeChat chat messages per minute per follower
+
+
+def _limits(read: _Reader) -> Limits:
+    return Limits(
+        daily_chat_tokens=read.int("BOT_DAILY_CHAT_TOKENS", 20_000, 0, 10**12),
+        key_rpm=read.int("BOT_RATE_KEY_RPM", 60, 0, MAX_RPM),
+        user_rpm=read.int("BOT_RATE_USER_RPM", 20, 0, MAX_RPM),
+        openid_rpm=read.int("BOT_RATE_OPENID_RPM", 20, 0, MAX_RPM),
+    )
+
+
 def _secret(read: _Reader, env: str) -> str:
     secret = read.str("BOT_SECRET")
     if not secret:
@@ -160,6 +181,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         answer_tokens=read.int("BOT_ANSWER_TOKENS", 1_000, 16, 100_000),
         max_body_bytes=read.int("BOT_MAX_BODY_BYTES", 256 * 1024, 1024, 64 * 1024 * 1024),
         **_wechat(read),
+        limits=_limits(read),
     )
 
 

@@ -195,7 +195,6 @@ def test_an_exhausted_balance_is_refused_before_the_model(app, client, issue_key
 @pytest.mark.parametrize(
     ("extra", "code", "needle"),
     [
-        ({"stream": True}, 40004, "stream"),
         ({"stream": "yes"}, 40001, "stream must be true or false"),
         ({"user": 42}, 40001, "user must be a string"),
         ({"user": "u" * 257}, 40001, "at most 256"),

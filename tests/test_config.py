@@ -19,6 +19,10 @@ GOOD = {"REDIS_URL": "redis://127.0.0.1:6379/0", "BOT_SECRET": "s" * 32}
         ({"OPENAI_BASE_URL": "ftp://x"}, "OPENAI_BASE_URL", "http/https URL"),
         ({"BOT_KEY_GRANT_TOKENS": "-1"}, "BOT_KEY_GRANT_TOKENS", "between 0 and"),
         ({"BOT_ENV": "staging"}, "BOT_ENV", "one of production, dev, test"),
+        ({"BOT_RATE_KEY_RPM": "fast"}, "BOT_RATE_KEY_RPM", "must be an integer, got 'fast'"),
+        ({"BOT_RATE_USER_RPM": "-1"}, "BOT_RATE_USER_RPM", "between 0 and 10000"),
+        ({"BOT_RATE_OPENID_RPM": "10001"}, "BOT_RATE_OPENID_RPM", "between 0 and 10000, got 10001"),
+        ({"BOT_DAILY_CHAT_TOKENS": "lots"}, "BOT_DAILY_CHAT_TOKENS", "must be an integer"),
     ],
 )
 def test_each_bad_value_names_its_variable(change, name, words):
@@ -41,3 +45,11 @@ def test_dev_accepts_a_short_secret_but_production_does_not():
     assert load_settings({**GOOD, "BOT_ENV": "dev", "BOT_SECRET": "dev"}).dev
     with pytest.raises(ConfigError):
         load_settings({**GOOD, "BOT_SECRET": "dev"})
+
+
+def test_limits_have_documented_defaults_and_zero_turns_them_off():
+    limits = load_settings(GOOD).limits
+    assert (limits.daily_chat_tokens, limits.key_rpm, limits.user_rpm, limits.openid_rpm) == (20_000, 60, 20, 20)
+    off = {name: "0" for name in ("BOT_DAILY_CHAT_TOKENS", "BOT_RATE_KEY_RPM", "BOT_RATE_USER_RPM")}
+    limits = load_settings({**GOOD, **off}).limits
+    assert (limits.daily_chat_tokens, limits.key_rpm, limits.user_rpm, limits.openid_rpm) == (0, 0, 0, 20)

@@ -176,3 +176,32 @@ def test_stats_count_messages(app, follower):
     with app.app_context():
         day = services().stats.today()
     assert day.messages == 2 and day.chat_tokens > 0
+
+
+def test_a_follower_writing_too_fast_is_told_to_slow_down(config, make_app, upstream):
+    app = make_app({**config, "BOT_RATE_OPENID_RPM": "2"})
+    follower = Follower(flask_post(app.test_client()), ACCOUNT, OPENID)
+    assert [follower.say("一"), follower.say("二")] == ["回答：一", "回答：二"]
+    assert follower.say("三") == "发得太快啦，请稍等一会儿再发。"
+    assert "sk-" in follower.say("key")  # asking for the key is not chatting
+    assert upstream.calls == 2
+
+
+def test_a_blocked_follower_is_told_and_the_model_is_not_asked(app, follower, upstream):
+    with app.app_context():
+        services().blocks.block_openid(OPENID)
+    assert "暂停" in follower.say("你好")
+    assert upstream.calls == 0
+
+
+def test_the_daily_chat_allowance_is_enforced_politely(config, make_app, upstream):
+    app = make_app({**config, "BOT_DAILY_CHAT_TOKENS": "40"})
+    follower = Follower(flask_post(app.test_client()), ACCOUNT, OPENID)
+    assert follower.say("你好") == "回答：你好"
+    replies = [follower.say(f"第{i}个问题") for i in range(4)]
+    assert replies[-1].startswith("今天的免费聊天额度已经用完啦")
+    answered = 1 + sum(r.startswith("回答") for r in replies)
+    assert upstream.calls == answered  # refused before the model was asked
+    with app.app_context():
+        used = services().allowances.used_today(OPENID)
+    assert 0 < used <= 40 + 40  # counted; one answer may pass the cap

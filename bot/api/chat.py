@@ -1,64 +1,30 @@
-"""`POST /api/v1/chat/completions`, exactly as shared/spec/chat-api.md describes it."""
+"""`POST /api/v1/chat/completions`, as shared/spec/chat-api.md describes it, plus `stream: true`.
+
+A streamed answer is text/event-stream: one `data: {json}` event per piece of text as the model
+writes it, each with the spec's code/msg/id/created and `choices[0].delta.content`; the last event
+carries `finish_reason` and `usage`, like the non-streaming answer. A failure before the first piece
+is the usual JSON error; one after it is a last event with its code, msg and the usage billed.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
-from flask import Response, jsonify, request
+from flask import Response, jsonify
 
 from bot.api import bp
-from bot.chat.core import Completion
+from bot.api.request import event_stream, fingerprint_of, key_payer, read_json_object, read_stream_flag, read_user
+from bot.chat.core import AnswerStream, Completion
 from bot.chat.dialogue import parse_dialogue
-from bot.errors import ChatError, Failure
+from bot.chat.sse import event
+from bot.errors import ChatError
 from bot.extensions import services
 from bot.store.vault import log_id
 
 logger = logging.getLogger(__name__)
-
-MAX_USER_CHARS = 256
-
-
-def read_json_object() -> dict[str, Any]:
-    """The body as a JSON object, whatever the Content-Type (the spec's curl example sends none)."""
-    raw = request.get_data(cache=False)
-    try:
-        body = json.loads(raw)
-    except UnicodeDecodeError:
-        raise ChatError(Failure.BAD_REQUEST, "body is not UTF-8") from None
-    except ValueError as exc:
-        detail = f"invalid JSON at line {exc.lineno} column {exc.colno}" if hasattr(exc, "lineno") else "invalid JSON"
-        raise ChatError(Failure.BAD_REQUEST, detail) from None
-    if not isinstance(body, dict):
-        raise ChatError(Failure.BAD_REQUEST, f"expected a JSON object, got {type(body).__name__}")
-    return body
-
-
-def _check_options(body: dict[str, Any]) -> None:
-    stream = body.get("stream", False)
-    if not isinstance(stream, bool):
-        raise ChatError(Failure.BAD_REQUEST, f"stream must be true or false, got {stream!r}")
-    if stream:
-        raise ChatError(Failure.STREAM_UNSUPPORTED)
-    user = body.get("user")
-    if user is not None and not isinstance(user, str):
-        raise ChatError(Failure.BAD_REQUEST, f"user must be a string, got {type(user).__name__}")
-    if user is not None and len(user) > MAX_USER_CHARS:
-        raise ChatError(Failure.BAD_REQUEST, f"user has {len(user)} characters, at most {MAX_USER_CHARS}")
-
-
-def _fingerprint(body: dict[str, Any]) -> str:
-    key = body.get("api_secret_key")
-    if key is None or key == "":
-        raise ChatError(Failure.MISSING_KEY)
-    if not isinstance(key, str):
-        raise ChatError(Failure.INVALID_KEY, f"api_secret_key must be a string, got {type(key).__name__}")
-    fingerprint = services().keys.fingerprint(key.strip())
-    if fingerprint is None:
-        raise ChatError(Failure.INVALID_KEY, "expected 'sk-' followed by 48 letters or digits")
-    return fingerprint
 
 
 def completion_body(completion: Completion) -> dict[str, Any]:
@@ -80,22 +46,51 @@ def completion_body(completion: Completion) -> dict[str, Any]:
 
 @bp.post("/api/v1/chat/completions")
 def chat_completions() -> Response:
+    return serve(read_json_object())
+
+
+def serve(body: dict[str, Any]) -> Response:
+    """The spec's door for a parsed body (/v1/chat/completions serves spec-style requests here too)."""
     started = time.monotonic()
-    body = read_json_object()
-    _check_options(body)
-    fingerprint = _fingerprint(body)
+    stream, user = read_stream_flag(body), read_user(body)
+    fingerprint = fingerprint_of(body.get("api_secret_key"))
     turns = parse_dialogue(body.get("messages"))
-    svc = services()
+    chat, payer = services().chat, key_payer(fingerprint, user)
     try:
-        completion = svc.chat.complete(turns, svc.ledger.payer(fingerprint))
+        answer = chat.stream(turns, payer) if stream else chat.complete(turns, payer)
     except ChatError as error:
         logger.info("api chat %s failed: %s (%s)", log_id(fingerprint), error.failure.name, error.message)
         raise
+    if isinstance(answer, AnswerStream):
+        return event_stream(_events(answer, log_id(fingerprint), started))
     logger.info(
         "api chat %s ok id=%s tokens=%d ms=%d",
         log_id(fingerprint),
-        completion.id,
-        completion.usage.total_tokens,
+        answer.id,
+        answer.usage.total_tokens,
         (time.monotonic() - started) * 1000,
     )
-    return jsonify(completion_body(completion))
+    return jsonify(completion_body(answer))
+
+
+def _events(answer: AnswerStream, who: str, started: float) -> Iterator[bytes]:
+    head = {"code": 0, "msg": "", "id": answer.id, "created": answer.created}
+    outcome = "client gone"
+    try:
+        delta = {"role": "assistant"}
+        for piece in answer:
+            choice = {"delta": {**delta, "content": piece}, "index": 0, "finish_reason": None}
+            yield event({**head, "choices": [choice]})
+            delta = {}
+        answer.close()
+        outcome = "ok"
+        last = {"delta": {}, "index": 0, "finish_reason": answer.finish_reason}
+        yield event({**head, "choices": [last], "usage": answer.usage.as_dict()})
+    except ChatError as error:
+        answer.close()
+        outcome = error.failure.name
+        yield event({**head, "code": error.failure.code, "msg": error.message, "usage": answer.usage.as_dict()})
+    finally:
+        answer.close()
+        tokens, ms = answer.usage.total_tokens, (time.monotonic() - started) * 1000
+        logger.info("api chat %s stream id=%s %s tokens=%d ms=%d", who, answer.id, outcome, tokens, ms)

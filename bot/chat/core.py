@@ -6,12 +6,12 @@ import logging
 import secrets
 import string
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from bot.chat.dialogue import Turn, trim_dialogue
-from bot.chat.providers import Provider
+from bot.chat.dialogue import MAX_CHARS, Turn, trim_dialogue
+from bot.chat.providers import Pieces, Provider
 from bot.chat.usage import Usage, estimate_tokens
 
 logger = logging.getLogger(__name__)
@@ -30,6 +30,23 @@ class Payer(Protocol):
 
 
 @dataclass(frozen=True)
+class Options:
+    """What a caller may set per request (the OpenAI door); None keeps the service's default."""
+
+    max_tokens: int | None = None  # caps the answer, and so the reservation
+    temperature: float | None = None
+    top_p: float | None = None
+    system: str | None = None  # the caller's system message, in place of BOT_SYSTEM_PROMPT
+
+    def sampling(self) -> dict[str, float]:
+        values = {"temperature": self.temperature, "top_p": self.top_p}
+        return {name: value for name, value in values.items() if value is not None}
+
+
+DEFAULTS = Options()
+
+
+@dataclass(frozen=True)
 class Completion:
     id: str
     created: int
@@ -37,6 +54,20 @@ class Completion:
     finish_reason: str
     usage: Usage
     dialogue: tuple[Turn, ...]  # what was sent upstream, after trimming
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A turn ready to go upstream: trimmed, priced, its tokens reserved."""
+
+    messages: list[dict[str, str]]
+    dialogue: tuple[Turn, ...]
+    prompt_tokens: int
+    reserved: int
+
+    @property
+    def answer_tokens(self) -> int:
+        return self.reserved - self.prompt_tokens
 
 
 def new_completion_id() -> str:
@@ -49,22 +80,82 @@ class ChatService:
         self.system_prompt = system_prompt
         self.answer_tokens = answer_tokens
 
-    def complete(self, turns: Sequence[Turn], payer: Payer) -> Completion:
+    def complete(self, turns: Sequence[Turn], payer: Payer, options: Options = DEFAULTS) -> Completion:
         """Answer the last user turn of a validated dialogue, charging `payer` what it used."""
-        dialogue = trim_dialogue(turns)
-        prompt_tokens = estimate_tokens(t.content for t in dialogue)
-        reserved = payer.reserve(prompt_tokens + self.answer_tokens, prompt_tokens + MIN_ANSWER_TOKENS)
+        ready = self.prepare(turns, payer, options)
         try:
-            reply = self.provider.complete(self.upstream_messages(dialogue), reserved - prompt_tokens)
+            reply = self.provider.complete(ready.messages, ready.answer_tokens, options.sampling())
         except BaseException:  # includes a greenlet killed mid-call: the caller pays nothing
-            payer.settle(reserved, 0)
+            payer.settle(ready.reserved, 0)
             raise
-        usage = Usage(prompt_tokens, estimate_tokens(reply.content))
-        payer.settle(reserved, usage.total_tokens)
+        usage = Usage(ready.prompt_tokens, estimate_tokens(reply.content))
+        payer.settle(ready.reserved, usage.total_tokens)
         return Completion(
-            new_completion_id(), int(time.time()), reply.content, reply.finish_reason, usage, tuple(dialogue)
+            new_completion_id(), int(time.time()), reply.content, reply.finish_reason, usage, ready.dialogue
         )
 
-    def upstream_messages(self, dialogue: Sequence[Turn]) -> list[dict[str, str]]:
-        system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
-        return system + [t.as_dict() for t in dialogue]
+    def stream(self, turns: Sequence[Turn], payer: Payer, options: Options = DEFAULTS) -> AnswerStream:
+        """Like complete(), but the answer arrives in pieces; the first is in hand before this returns.
+
+        Every failure up to the first piece raises ChatError here, costing nothing, so a door can
+        still answer it with a plain error response before sending a byte of the stream.
+        """
+        ready = self.prepare(turns, payer, options)
+        try:
+            pieces = self.provider.stream(ready.messages, ready.answer_tokens, options.sampling())
+            first = next(pieces)
+        except BaseException:
+            payer.settle(ready.reserved, 0)
+            raise
+        return AnswerStream(new_completion_id(), int(time.time()), ready, payer, pieces, first)
+
+    def prepare(self, turns: Sequence[Turn], payer: Payer, options: Options = DEFAULTS) -> Prepared:
+        """Trim the dialogue (a caller's system message shares the budget), price it, reserve."""
+        system = options.system
+        dialogue = tuple(trim_dialogue(turns, MAX_CHARS - len(system or "")))
+        prompt_tokens = estimate_tokens([system or "", *(t.content for t in dialogue)])
+        answer = min(self.answer_tokens, options.max_tokens or self.answer_tokens)
+        reserved = payer.reserve(prompt_tokens + answer, prompt_tokens + min(answer, MIN_ANSWER_TOKENS))
+        messages = self.upstream_messages(dialogue, self.system_prompt if system is None else system)
+        return Prepared(messages, dialogue, prompt_tokens, reserved)
+
+    def upstream_messages(self, dialogue: Sequence[Turn], system: str) -> list[dict[str, str]]:
+        return ([{"role": "system", "content": system}] if system else []) + [t.as_dict() for t in dialogue]
+
+
+class AnswerStream:
+    """A streaming answer, billed for what the model produced, whether or not the caller stayed.
+
+    Iterate for text pieces. close() (at the end, on an error, or when the caller hangs up) stops
+    the upstream and settles once: prompt plus the produced text, so a refund if nothing came.
+    """
+
+    def __init__(self, id: str, created: int, ready: Prepared, payer: Payer, pieces: Pieces, first: str):
+        self.id, self.created = id, created
+        self.dialogue = ready.dialogue
+        self.usage = Usage(ready.prompt_tokens, 0)
+        self._ready, self._payer, self._pieces = ready, payer, pieces
+        self._produced = [first]
+        self._next: str | None = first
+        self._settled = False
+
+    @property
+    def finish_reason(self) -> str:
+        return self._pieces.finish_reason
+
+    def __iter__(self) -> Iterator[str]:
+        while self._next is not None:
+            piece, self._next = self._next, None
+            yield piece
+            self._next = next(self._pieces, None)
+            if self._next is not None:
+                self._produced.append(self._next)
+
+    def close(self) -> None:
+        """Hang up on the model if it is still writing, and charge what it produced (once)."""
+        if self._settled:
+            return
+        self._settled = True
+        self._pieces.close()
+        self.usage = Usage(self._ready.prompt_tokens, estimate_tokens("".join(self._produced)))
+        self._payer.settle(self._ready.reserved, self.usage.total_tokens)

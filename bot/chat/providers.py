@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from bot.chat.streams import OfflineStream, UpstreamStream
 from bot.errors import ChatError, Failure
 
 logger = logging.getLogger(__name__)
@@ -24,10 +26,28 @@ class Reply:
     finish_reason: str
 
 
+# Sampling settings a caller may pass through (temperature, top_p); absent ones are the model's.
+Sampling = Mapping[str, float]
+
+
+class Pieces(Protocol):
+    """An answer as the model produces it: iterate for text pieces; close() stops the model."""
+
+    finish_reason: str
+
+    def __iter__(self) -> Iterator[str]: ...
+
+    def __next__(self) -> str: ...
+
+    def close(self) -> None: ...
+
+
 class Provider(Protocol):
     name: str
 
-    def complete(self, messages: list[dict[str, str]], max_tokens: int) -> Reply: ...
+    def complete(self, messages: list[dict[str, str]], max_tokens: int, sampling: Sampling | None = None) -> Reply: ...
+
+    def stream(self, messages: list[dict[str, str]], max_tokens: int, sampling: Sampling | None = None) -> Pieces: ...
 
 
 def _session(pool_size: int) -> requests.Session:
@@ -65,19 +85,34 @@ class OpenAIProvider:
         if api_key:
             self.headers["Authorization"] = f"Bearer {api_key}"
 
-    def complete(self, messages: list[dict[str, str]], max_tokens: int) -> Reply:
-        body = {"model": self.model, "messages": messages, "max_tokens": max_tokens}
+    def complete(self, messages: list[dict[str, str]], max_tokens: int, sampling: Sampling | None = None) -> Reply:
+        response = self._post(self._body(messages, max_tokens, sampling), stream=False)
+        return _parse_reply(response.content)
+
+    def stream(self, messages: list[dict[str, str]], max_tokens: int, sampling: Sampling | None = None) -> Pieces:
+        """The answer as the upstream streams it (`stream: true`), over the same pooled session."""
+        body = {**self._body(messages, max_tokens, sampling), "stream": True}
+        return UpstreamStream(self._post(body, stream=True))
+
+    def _body(self, messages: list[dict[str, str]], max_tokens: int, sampling: Sampling | None) -> dict[str, Any]:
+        return {"model": self.model, "messages": messages, "max_tokens": max_tokens, **(sampling or {})}
+
+    def _post(self, body: dict[str, Any], stream: bool) -> requests.Response:
+        """The upstream's 200 response (a stream's body still unread), or ChatError saying what failed."""
+        # A stream is read as it arrives: compression would hold pieces back in the decoder.
+        headers = {**self.headers, "Accept-Encoding": "identity"} if stream else self.headers
         try:
-            response = self.session.post(self.url, json=body, headers=self.headers, timeout=self.timeout)
+            response = self.session.post(self.url, json=body, headers=headers, timeout=self.timeout, stream=stream)
         except requests.Timeout:
             raise ChatError(Failure.UPSTREAM_TIMEOUT) from None
         except requests.RequestException as exc:
             logger.warning("upstream unreachable: %s", type(exc).__name__)
             raise ChatError(Failure.UPSTREAM_FAILED, "unreachable") from None
         if response.status_code != 200:
+            response.close()
             logger.warning("upstream answered HTTP %s", response.status_code)
             raise ChatError(Failure.UPSTREAM_FAILED, f"HTTP {response.status_code}")
-        return _parse_reply(response.content)
+        return response
 
 
 def _parse_reply(raw: bytes) -> Reply:
@@ -104,7 +139,10 @@ class OfflineProvider:
 
     name = "offline"
 
-    def complete(self, messages: list[dict[str, str]], max_tokens: int) -> Reply:
+    def complete(self, messages: list[dict[str, str]], max_tokens: int, sampling: Sampling | None = None) -> Reply:
         question = messages[-1]["content"]
         quoted = question if len(question) <= 200 else question[:200] + "…"
         return Reply(f"{OFFLINE_NOTICE}\n\n你说的是：{quoted}", "stop")
+
+    def stream(self, messages: list[dict[str, str]], max_tokens: int, sampling: Sampling | None = None) -> Pieces:
+        return OfflineStream(self.complete(messages, max_tokens).content)

@@ -67,6 +67,7 @@ class KeyInfo:
     used: int
     used_today: int
     created: int
+    blocked: bool = False
 
 
 class KeyStore:
@@ -85,10 +86,10 @@ class KeyStore:
     def _create(self, openid: str, balance: int) -> tuple[str, str]:
         key = new_key()
         fp = self.vault.fingerprint(key)
-        self.redis.hset(
-            keyspace.api_key(fp),
-            mapping={"owner": openid, "balance": balance, "reserved": 0, "used": 0, "created": int(time.time())},
-        )
+        record = {"owner": openid, "balance": balance, "reserved": 0, "used": 0, "created": int(time.time())}
+        if self.redis.exists(keyspace.follower_blocked(openid)):
+            record["blocked"] = 1  # a blocked follower's new key is blocked too (see store/blocks.py)
+        self.redis.hset(keyspace.api_key(fp), mapping=record)
         return key, fp
 
     def issue(self, openid: str) -> tuple[str, bool]:
@@ -119,6 +120,10 @@ class KeyStore:
     def fingerprint_of(self, openid: str) -> str | None:
         return self.redis.hget(keyspace.account(openid), "key_fp")
 
+    def active(self, fingerprint: str) -> bool:
+        """Whether the key exists now (not revoked); one read, no cache."""
+        return bool(self.redis.exists(keyspace.api_key(fingerprint)))
+
     def info(self, fingerprint: str) -> KeyInfo | None:
         """Owner, balance and use of a key (None if unknown or revoked)."""
         with self.redis.pipeline(transaction=False) as pipe:
@@ -135,6 +140,7 @@ class KeyStore:
             used=int(record.get("used", 0)),
             used_today=int(day or 0),
             created=int(record.get("created", 0)),
+            blocked=record.get("blocked") == "1",
         )
 
     def revoke(self, openid: str) -> bool:

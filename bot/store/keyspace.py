@@ -6,6 +6,7 @@ All keys start with `bot:` and carry a hash tag per owner (`{k:<fingerprint>}` f
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 PREFIX = "bot"
@@ -66,3 +67,38 @@ def busy(openid: str) -> str:
 def outbox(openid: str) -> str:
     """What the follower is still owed, oldest first: answer parts, or `m:<MsgId>` not ready yet."""
     return f"{_follower(openid)}:outbox"
+
+
+def api_key_rate(fingerprint: str) -> str:
+    """The key's requests of the last minute (a sorted set of timestamps)."""
+    return f"{PREFIX}:{{k:{fingerprint}}}:rate"
+
+
+def api_key_user_rate(fingerprint: str, user: str) -> str:
+    """Requests of one `user` value of one key in the last minute; beside the key, in its slot."""
+    return f"{PREFIX}:{{k:{fingerprint}}}:user:{_digest(user)}:rate"
+
+
+def user_blocked(user: str) -> str:
+    """Set while an admin blocks a `user` value, on every key (holds the value, for admins)."""
+    return f"{PREFIX}:{{user:{_digest(user)}}}:blocked"
+
+
+def follower_blocked(openid: str) -> str:
+    """Set while an admin blocks a follower (their chat on WeChat and their API key)."""
+    return f"{_follower(openid)}:blocked"
+
+
+def follower_rate(openid: str) -> str:
+    """The follower's chat messages of the last minute (a sorted set of timestamps)."""
+    return f"{_follower(openid)}:rate"
+
+
+def follower_day(openid: str, day: str) -> str:
+    """Hash of the follower's WeChat chat tokens on one day (YYYYMMDD, China time): used, reserved."""
+    return f"{_follower(openid)}:day:{day}"
+
+
+def _digest(value: str) -> str:
+    # A `user` value is any string a developer chose: hashing keeps braces and colons out of keys.
+    return hashlib.sha256(value.encode()).hexdigest()[:32]

@@ -1,32 +1,55 @@
-"""Token balances charged atomically: reserve before the upstream call, settle or refund after.
+"""Who pays for a chat turn, charged atomically: reserve before the upstream call, settle after.
 
-Each step is one Lua script on one key's hash, so concurrent requests on any number of workers can
-never overdraw a balance, and the sum of what is charged is the sum of the usage reported.
+Two payers share the Payer contract of bot/chat/core.py: an API key's balance (KeyPayer) and a
+follower's daily allowance for WeChat chat (DailyAllowance). Each step is one Lua script on one
+owner's keys, so concurrent requests on any number of workers can never overdraw, and the sum of
+what is charged is the sum of the usage reported. A refund is a settle of 0.
 """
 
 from __future__ import annotations
+
+import time
+from collections.abc import Callable
 
 import redis
 
 from bot.errors import ChatError, Failure
 from bot.store import keyspace
 from bot.store.apikeys import today
+from bot.store.limits import WINDOW_LUA, WINDOW_MS, now_ms, rate_limited, request_member
+
+Clock = Callable[[], float]
 
 DAY_TTL = 3 * 86400
 
-# ARGV: wanted, minimum. Reserve up to `wanted`, refusing when less than `minimum` is left.
-# Answers {status, reserved, owner, balance}: status 1 reserved, 0 unknown key, -1 too little left.
-_RESERVE = """
-local record = redis.call('HMGET', KEYS[1], 'balance', 'owner')
-if not record[1] then return {0, 0, '', 0} end
+# KEYS: the key's record, its window, the window of the request's `user` (optional).
+# ARGV: wanted, minimum, now_ms, window_ms, key_rpm, user_rpm, member, user_blocked.
+# Checks, in order: the key exists, neither its owner nor the `user` is blocked, both windows have
+# room, the balance holds `minimum`; then counts the request and reserves up to `wanted`.
+# Answers {status, reserved, owner, balance, wait_ms}: 1 reserved, 0 unknown key, -1 too little
+# left, -2 blocked, -3 over the key's limit, -4 over the user's limit.
+_RESERVE = (
+    WINDOW_LUA
+    + """
+local record = redis.call('HMGET', KEYS[1], 'balance', 'owner', 'blocked')
+if not record[1] then return {0, 0, '', 0, 0} end
+if record[3] == '1' or ARGV[8] == '1' then return {-2, 0, record[2], 0, 0} end
+local now, window = tonumber(ARGV[3]), tonumber(ARGV[4])
+local key_wait, user_wait = wait_ms(KEYS[2], tonumber(ARGV[5]), now, window), 0
+if KEYS[3] then user_wait = wait_ms(KEYS[3], tonumber(ARGV[6]), now, window) end
+if user_wait > key_wait then return {-4, 0, record[2], 0, user_wait} end
+if key_wait > 0 then return {-3, 0, record[2], 0, key_wait} end
+admit(KEYS[2], tonumber(ARGV[5]), now, window, ARGV[7])
+if KEYS[3] then admit(KEYS[3], tonumber(ARGV[6]), now, window, ARGV[7]) end
 local balance = tonumber(record[1])
 local minimum = tonumber(ARGV[2])
-if balance < minimum then return {-1, 0, record[2], balance} end
+if balance < minimum then return {-1, 0, record[2], balance, 0} end
 local amount = math.min(balance, tonumber(ARGV[1]))
 redis.call('HINCRBY', KEYS[1], 'balance', -amount)
 redis.call('HINCRBY', KEYS[1], 'reserved', amount)
-return {1, amount, record[2], balance - amount}
+return {1, amount, record[2], balance - amount, 0}
 """
+)
 
 # ARGV: reserved, actual, day_ttl. Charge the actual usage, drawing on the balance if it exceeds the
 # reservation (never below zero), return the rest. A key revoked meanwhile has nothing to settle.
@@ -52,29 +75,49 @@ return charge
 class KeyLedger:
     """The scripts that charge API keys; `payer(fp)` binds them to one key for one request."""
 
-    def __init__(self, client: redis.Redis):
+    def __init__(self, client: redis.Redis, key_rpm: int = 0, user_rpm: int = 0, clock: Clock = time.time):
+        self.key_rpm = key_rpm
+        self.user_rpm = user_rpm
+        self.clock = clock
         self._reserve = client.register_script(_RESERVE)
         self._settle = client.register_script(_SETTLE)
 
-    def payer(self, fingerprint: str) -> KeyPayer:
-        return KeyPayer(self, fingerprint)
+    def payer(self, fingerprint: str, user: str | None = None, user_blocked: bool = False) -> KeyPayer:
+        """The key paying for one request made for `user` (the API's optional end-user id)."""
+        return KeyPayer(self, fingerprint, user, user_blocked)
 
 
 class KeyPayer:
-    """One API key paying for one request: reserve, then settle (a refund is a settle of 0)."""
+    """One API key paying for one request: reserve, then settle (a refund is a settle of 0).
 
-    def __init__(self, ledger: KeyLedger, fingerprint: str):
+    Reserving also admits the request: blocks and the per-key and per-user rate limits are checked
+    and counted in the same script, so a request costs Redis two round trips, reserve and settle.
+    """
+
+    def __init__(self, ledger: KeyLedger, fingerprint: str, user: str | None = None, user_blocked: bool = False):
         self.ledger = ledger
         self.fingerprint = fingerprint
+        self.user = user
+        self.user_blocked = user_blocked
         self.owner = ""
 
     def reserve(self, wanted: int, minimum: int) -> int:
-        """Set aside up to `wanted` tokens; ChatError if the key is unknown or holds under `minimum`."""
-        keys = [keyspace.api_key(self.fingerprint)]
-        status, amount, owner, balance = self.ledger._reserve(keys=keys, args=[wanted, minimum])
+        """Set aside up to `wanted` tokens, or ChatError: unknown key, blocked, rate limited, too poor."""
+        ledger, now = self.ledger, now_ms(self.ledger.clock)
+        keys = [keyspace.api_key(self.fingerprint), keyspace.api_key_rate(self.fingerprint)]
+        if self.user:
+            keys.append(keyspace.api_key_user_rate(self.fingerprint, self.user))
+        args = [wanted, minimum, now, WINDOW_MS, ledger.key_rpm, ledger.user_rpm, request_member(now)]
+        status, amount, owner, balance, wait = ledger._reserve(keys=keys, args=[*args, int(self.user_blocked)])
         if status == 0:
             raise ChatError(Failure.INVALID_KEY)
-        if status < 0:
+        if status == -2:
+            raise ChatError(Failure.BLOCKED)
+        if status == -3:
+            raise rate_limited(int(wait), f"该 key 每分钟最多 {ledger.key_rpm} 次")
+        if status == -4:
+            raise rate_limited(int(wait), f"该 user 每分钟最多 {ledger.user_rpm} 次")
+        if status == -1:
             raise ChatError(Failure.QUOTA_EXHAUSTED, f"余额 {balance}，本次请求至少需要 {minimum}")
         self.owner = owner
         return int(amount)
@@ -83,3 +126,72 @@ class KeyPayer:
         """Charge `actual` tokens against `reserved` and return the rest; answers what was charged."""
         keys = [keyspace.api_key(self.fingerprint), keyspace.api_key_day(self.fingerprint, today())]
         return int(self.ledger._settle(keys=keys, args=[reserved, actual, DAY_TTL]))
+
+
+# KEYS: the follower's day. ARGV: wanted, minimum, cap (0 = none), ttl.
+# Reserve up to `wanted` of what the cap leaves today. Answers {status, reserved, left}.
+_ALLOWANCE_RESERVE = """
+local amount, left = tonumber(ARGV[1]), -1
+local cap = tonumber(ARGV[3])
+if cap > 0 then
+  local day = redis.call('HMGET', KEYS[1], 'used', 'reserved')
+  left = cap - tonumber(day[1] or 0) - tonumber(day[2] or 0)
+  if left < tonumber(ARGV[2]) then return {-1, 0, math.max(left, 0)} end
+  amount = math.min(amount, left)
+end
+redis.call('HINCRBY', KEYS[1], 'reserved', amount)
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return {1, amount, left}
+"""
+
+# KEYS: the follower's day. ARGV: reserved, actual, ttl. Counts the actual use in full (an answer
+# may run past its reservation; the cap then refuses the next message), releases the reservation.
+_ALLOWANCE_SETTLE = """
+redis.call('HINCRBY', KEYS[1], 'reserved', -tonumber(ARGV[1]))
+if tonumber(ARGV[2]) > 0 then redis.call('HINCRBY', KEYS[1], 'used', ARGV[2]) end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return tonumber(ARGV[2])
+"""
+
+
+class Allowances:
+    """Followers' daily token allowance for WeChat chat (`cap` per China day; 0 = uncapped, counted)."""
+
+    def __init__(self, client: redis.Redis, cap: int, clock: Clock = time.time):
+        self.redis = client
+        self.cap = cap
+        self.clock = clock
+        self._reserve = client.register_script(_ALLOWANCE_RESERVE)
+        self._settle = client.register_script(_ALLOWANCE_SETTLE)
+
+    def payer(self, openid: str) -> DailyAllowance:
+        return DailyAllowance(self, openid)
+
+    def used_today(self, openid: str) -> int:
+        """Tokens the follower has used today (settled answers only)."""
+        day = keyspace.follower_day(openid, today(self.clock()))
+        return int(self.redis.hget(day, "used") or 0)
+
+
+class DailyAllowance:
+    """A follower paying for one WeChat chat turn out of today's allowance: reserve, then settle."""
+
+    def __init__(self, allowances: Allowances, openid: str):
+        self.allowances = allowances
+        self.openid = openid
+        self.day = ""  # fixed at reserve: a turn that spans midnight settles on the day it began
+
+    def reserve(self, wanted: int, minimum: int) -> int:
+        """Set aside up to `wanted` of today's tokens; ChatError QUOTA_EXHAUSTED under `minimum`."""
+        owner = self.allowances
+        self.day = today(owner.clock())
+        keys = [keyspace.follower_day(self.openid, self.day)]
+        status, amount, left = owner._reserve(keys=keys, args=[wanted, minimum, owner.cap, DAY_TTL])
+        if status < 0:
+            raise ChatError(Failure.QUOTA_EXHAUSTED, f"今日额度 {owner.cap}，还剩 {left}，本次至少需要 {minimum}")
+        return int(amount)
+
+    def settle(self, reserved: int, actual: int) -> int:
+        """Release the reservation and count `actual` tokens on the day reserved; answers `actual`."""
+        keys = [keyspace.follower_day(self.openid, self.day)]
+        return int(self.allowances._settle(keys=keys, args=[reserved, actual, DAY_TTL]))

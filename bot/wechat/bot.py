@@ -14,6 +14,7 @@ import time
 from wechatpy.messages import BaseMessage
 
 from bot.chat.dialogue import MAX_CHARS
+from bot.errors import ChatError, Failure
 from bot.extensions import Services
 from bot.store.vault import log_id
 from bot.wechat import texts
@@ -55,10 +56,22 @@ class Bot:
                 return self.courier.collect(openid, msg_id, None)
             if len(question) > MAX_CHARS:
                 return self.svc.conversation.reply(openid, msg_id, texts.QUESTION_TOO_LONG.format(length=len(question)))
+            refused = None if claim.recovered else self.refusal(openid)
+            if refused:
+                return self.svc.conversation.reply(openid, msg_id, refused)
             if claim.owed and not claim.recovered:
                 return self.courier.collect(openid, msg_id, question)
             self.courier.start(openid, msg_id, question)
         return self.courier.await_reply(openid, msg_id, claim.deliveries, arrived, chat=question is not None)
+
+    def refusal(self, openid: str) -> str | None:
+        """Why this follower's question may not go to the model now (blocked, too fast), or None."""
+        try:
+            self.svc.followers.admit(openid)
+        except ChatError as error:
+            logger.info("wechat %s refused: %s", openid, error.failure.name)
+            return texts.BLOCKED if error.failure is Failure.BLOCKED else texts.RATE_LIMITED
+        return None
 
     def question(self, message: BaseMessage) -> str | None:
         """The text to put to the model (or 继续), or None for what is answered without it."""

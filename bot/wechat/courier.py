@@ -170,7 +170,7 @@ class Courier:
             return False, texts.BUSY
         started = time.monotonic()
         try:
-            completion = self.svc.chat.complete([*history, Turn("user", question)], self.svc.chat_payer(openid))
+            completion = self.svc.chat.complete([*history, Turn("user", question)], self.svc.allowances.payer(openid))
         except ChatError as error:
             logger.info("wechat %s msg %s failed: %s", openid, msg_id, error.failure.name)
             return False, _FAILURE_TEXTS.get(error.failure, texts.UPSTREAM_FAILED)

@@ -1,7 +1,10 @@
 """An OpenAI-compatible chat-completions server on 127.0.0.1 whose behaviour a test sets.
 
 It answers `POST /v1/chat/completions` like OpenAI does, records every request it receives, and can
-be made slow, failing (any status), malformed, empty, or to drop the connection.
+be made slow, failing (any status), malformed, empty, or to drop the connection. A request with
+`stream: true` is answered with chat.completion.chunk events over chunked transfer encoding, one
+piece every `chunk_delay` seconds; the double records how many pieces each stream delivered and
+whether the client hung up before the end.
 """
 
 from __future__ import annotations
@@ -28,6 +31,19 @@ class Behaviour:
     mode: str = "ok"  # ok | malformed | empty | drop
     answer: Callable[[list[dict[str, str]]], str] = echo_answer
     finish_reason: str = "stop"
+    # Streaming: the answer in pieces of `piece_chars`, `chunk_delay` seconds apart. stream_mode "cut"
+    # ends the body after `break_after` pieces without [DONE]; "error" sends an error event there.
+    piece_chars: int = 4
+    chunk_delay: float = 0.0
+    stream_mode: str = "ok"  # ok | cut | error
+    break_after: int = 0
+
+
+@dataclass
+class Streamed:
+    pieces: list[str] = field(default_factory=list)  # written to the socket without error
+    hung_up: bool = False  # the client closed the connection before the stream's end
+    ended: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
@@ -49,6 +65,7 @@ class UpstreamDouble:
     def __init__(self) -> None:
         self.behaviour = Behaviour()
         self.received: list[Received] = []
+        self.streams: list[Streamed] = []
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -69,6 +86,7 @@ class UpstreamDouble:
         with self._lock:
             self.behaviour = Behaviour(**behaviour)
             self.received = []
+            self.streams = []
 
     @property
     def calls(self) -> int:
@@ -79,6 +97,22 @@ class UpstreamDouble:
         """How many requests asked `question` as their last message."""
         with self._lock:
             return sum(1 for r in self.received if r.body["messages"][-1]["content"] == question)
+
+    def wait_for_streams(self, count: int = 1, timeout: float = 10.0) -> list[Streamed]:
+        """The first `count` streams, once each has ended (finished, broken, or hung up on)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                streams = list(self.streams[:count])
+            if len(streams) == count and all(s.ended.wait(max(0.0, deadline - time.monotonic())) for s in streams):
+                return streams
+            time.sleep(0.01)
+        raise AssertionError(f"{count} upstream stream(s) did not end within {timeout}s")
+
+    def _new_stream(self) -> Streamed:
+        with self._lock:
+            self.streams.append(Streamed())
+            return self.streams[-1]
 
     def _record(self, headers: dict[str, str], body: dict[str, Any]) -> tuple[Behaviour, bool]:
         """Record a request; answer the behaviour to use and whether to fail it."""
@@ -116,7 +150,32 @@ class UpstreamDouble:
                 if behaviour.mode == "malformed":
                     return self._send(200, b'{"choices": [ this is not json')
                 content = "" if behaviour.mode == "empty" else behaviour.answer(body["messages"])
+                if body.get("stream"):
+                    return self._stream(body, content, behaviour)
                 return self._send(200, json.dumps(_completion(body, content, behaviour.finish_reason)).encode())
+
+            def _stream(self, body: dict[str, Any], content: str, behaviour: Behaviour) -> None:
+                streamed = double._new_stream()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                try:
+                    for event, piece in _events(body, content, behaviour):
+                        time.sleep(behaviour.chunk_delay if piece else 0)
+                        self._chunk(event)
+                        if piece:
+                            streamed.pieces.append(piece)
+                    self.wfile.write(b"0\r\n\r\n")
+                except OSError:
+                    streamed.hung_up = True
+                finally:
+                    self.close_connection = True
+                    streamed.ended.set()
+
+            def _chunk(self, data: bytes) -> None:
+                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                self.wfile.flush()
 
             def _send(self, status: int, payload: bytes) -> None:
                 self.send_response(status)
@@ -137,3 +196,29 @@ def _completion(request: dict[str, Any], content: str, finish_reason: str) -> di
         "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish_reason}],
         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
     }
+
+
+def _chunk_event(request: dict[str, Any], delta: dict[str, str], finish_reason: str | None) -> bytes:
+    chunk = {
+        "id": "chatcmpl-double",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": request.get("model", ""),
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+    }
+    return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode()
+
+
+def _events(request: dict[str, Any], content: str, behaviour: Behaviour):
+    """(event bytes, the piece of text it carries or "") in the order a stream sends them."""
+    step = behaviour.piece_chars
+    pieces = [content[i : i + step] for i in range(0, len(content), step)]
+    yield _chunk_event(request, {"role": "assistant", "content": ""}, None), ""
+    for i, piece in enumerate(pieces):
+        if behaviour.stream_mode != "ok" and i == behaviour.break_after:
+            if behaviour.stream_mode == "error":
+                yield b'data: {"error": {"message": "overloaded mid-answer"}}\n\n', ""
+            return
+        yield _chunk_event(request, {"content": piece}, None), piece
+    yield _chunk_event(request, {}, behaviour.finish_reason), ""
+    yield b"data: [DONE]\n\n", ""

@@ -1,0 +1,79 @@
+"""What both JSON doors read the same way: the body, the `user` field, who pays, and how to stream."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Response, request
+
+from bot.errors import ChatError, Failure
+from bot.extensions import services
+from bot.store.quota import KeyPayer
+
+logger = logging.getLogger(__name__)
+
+MAX_USER_CHARS = 256
+
+
+def read_json_object() -> dict[str, Any]:
+    """The body as a JSON object, whatever the Content-Type (the spec's curl example sends none)."""
+    raw = request.get_data(cache=False)
+    try:
+        body = json.loads(raw)
+    except UnicodeDecodeError:
+        raise ChatError(Failure.BAD_REQUEST, "body is not UTF-8") from None
+    except ValueError as exc:
+        detail = f"invalid JSON at line {exc.lineno} column {exc.colno}" if hasattr(exc, "lineno") else "invalid JSON"
+        raise ChatError(Failure.BAD_REQUEST, detail) from None
+    if not isinstance(body, dict):
+        raise ChatError(Failure.BAD_REQUEST, f"expected a JSON object, got {type(body).__name__}")
+    return body
+
+
+def read_stream_flag(body: dict[str, Any]) -> bool:
+    stream = body.get("stream", False)
+    if stream is None:
+        return False
+    if not isinstance(stream, bool):
+        raise ChatError(Failure.BAD_REQUEST, f"stream must be true or false, got {stream!r}")
+    return stream
+
+
+def read_user(body: dict[str, Any]) -> str | None:
+    """The optional end-user id: a string of at most 256 characters."""
+    user = body.get("user")
+    if user is not None and not isinstance(user, str):
+        raise ChatError(Failure.BAD_REQUEST, f"user must be a string, got {type(user).__name__}")
+    if user is not None and len(user) > MAX_USER_CHARS:
+        raise ChatError(Failure.BAD_REQUEST, f"user has {len(user)} characters, at most {MAX_USER_CHARS}")
+    return user or None
+
+
+def fingerprint_of(key: Any, missing: Failure = Failure.MISSING_KEY) -> str:
+    """The fingerprint of a well-formed key, or ChatError (missing, or cannot be a key)."""
+    if key is None or key == "":
+        raise ChatError(missing)
+    if not isinstance(key, str):
+        raise ChatError(Failure.INVALID_KEY, f"the key must be a string, got {type(key).__name__}")
+    fingerprint = services().keys.fingerprint(key.strip())
+    if fingerprint is None:
+        raise ChatError(Failure.INVALID_KEY, "expected 'sk-' followed by 48 letters or digits")
+    return fingerprint
+
+
+def key_payer(fingerprint: str, user: str | None) -> KeyPayer:
+    """The key paying for this request. A request for a `user` costs one more Redis read: its block."""
+    svc = services()
+    blocked = bool(user) and svc.blocks.user_blocked(user)
+    return svc.ledger.payer(fingerprint, user, blocked)
+
+
+def event_stream(events: Iterator[bytes]) -> Response:
+    """A text/event-stream response whose events reach the client as they are made."""
+    response = Response(events, mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"  # nginx and friends: do not hold events back
+    return response

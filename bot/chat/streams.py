@@ -1,0 +1,112 @@
+"""Answers as the model writes them: an upstream's `stream: true` response, or the offline stand-in."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import requests
+from urllib3.exceptions import HTTPError, ReadTimeoutError
+
+from bot.chat.sse import iter_data
+from bot.errors import ChatError, Failure
+
+logger = logging.getLogger(__name__)
+
+READ_SIZE = 64 * 1024
+
+
+def _arrivals(response: requests.Response) -> Iterator[bytes]:
+    """The body's bytes as they arrive: read1 returns whatever is there instead of waiting for more."""
+    while chunk := response.raw.read1(READ_SIZE, decode_content=True):
+        yield chunk
+
+
+def _events(response: requests.Response) -> Iterator[str]:
+    try:
+        yield from iter_data(_arrivals(response))
+    except (ReadTimeoutError, TimeoutError):
+        raise ChatError(Failure.UPSTREAM_TIMEOUT, "no new text within OPENAI_TIMEOUT") from None
+    except (HTTPError, OSError) as exc:
+        logger.warning("upstream stream broke: %s", type(exc).__name__)
+        raise ChatError(Failure.UPSTREAM_FAILED, "connection lost mid-answer") from None
+
+
+class UpstreamStream:
+    """OpenAI's `chat.completion.chunk` events read as they arrive, yielding non-empty text pieces.
+
+    The stream ends at `data: [DONE]` (or when the body ends after a finish_reason); a body that ends
+    before either, breaks, or carries an error event raises ChatError. close() hangs up on the
+    upstream, which is how an OpenAI-compatible server learns to stop generating.
+    """
+
+    def __init__(self, response: requests.Response):
+        self.response = response
+        self.finish_reason = "stop"
+        self._finished = False
+        self._produced = False
+        self._events = _events(response)
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        try:
+            for data in self._events:
+                if data.strip() == "[DONE]":
+                    return self._end()
+                piece = self._read(data)
+                if piece:
+                    self._produced = True
+                    return piece
+            if self._finished:
+                return self._end()
+            raise ChatError(Failure.UPSTREAM_FAILED, "the answer was cut off")
+        except BaseException:
+            self.close()
+            raise
+
+    def _end(self) -> str:
+        self.close()
+        if not self._produced:
+            raise ChatError(Failure.UPSTREAM_FAILED, "empty answer")
+        raise StopIteration
+
+    def _read(self, data: str) -> str:
+        try:
+            chunk: Any = json.loads(data)
+            if "error" in chunk:
+                raise ChatError(Failure.UPSTREAM_FAILED, "the upstream reported an error mid-answer")
+            choices = chunk.get("choices") or [{}]  # a usage-only chunk has no choices
+            delta = choices[0].get("delta") or {}
+            content, finish = delta.get("content"), choices[0].get("finish_reason")
+        except (ValueError, TypeError, AttributeError, IndexError):
+            logger.warning("upstream streamed a malformed event (%d characters)", len(data))
+            raise ChatError(Failure.UPSTREAM_FAILED, "malformed stream event") from None
+        if finish:
+            self.finish_reason, self._finished = str(finish), True
+        return content if isinstance(content, str) else ""
+
+    def close(self) -> None:
+        self.response.close()
+
+
+class OfflineStream:
+    """The offline provider's reply in short pieces, so streaming can be tried without a model."""
+
+    PIECE = 8
+
+    def __init__(self, text: str):
+        self.finish_reason = "stop"
+        self._pieces = iter([text[i : i + self.PIECE] for i in range(0, len(text), self.PIECE)])
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        return next(self._pieces)
+
+    def close(self) -> None:
+        self._pieces = iter(())

@@ -1,0 +1,164 @@
+"""Rate limits and blocks in a real Redis: shared by every client, exact over any 60 seconds."""
+
+from __future__ import annotations
+
+import pytest
+from redis.crc import key_slot
+
+from bot.errors import ChatError, Failure
+from bot.store import keyspace
+from bot.store.apikeys import KeyStore
+from bot.store.blocks import Blocklist
+from bot.store.connection import connect
+from bot.store.limits import FollowerGate
+from bot.store.quota import KeyLedger
+from bot.store.vault import Vault
+from tests.conftest import TEST_SECRET
+
+
+class Clock:
+    def __init__(self, now: float = 1_767_240_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def store(redis_server, redis):
+    client = connect(redis_server.url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def keys(store):
+    return KeyStore(store, Vault(TEST_SECRET), 10_000)
+
+
+def refused(call) -> ChatError:
+    with pytest.raises(ChatError) as error:
+        call()
+    return error.value
+
+
+def test_a_follower_gets_rpm_messages_in_any_minute_then_is_told_when_to_retry(store):
+    clock = Clock()
+    gate = FollowerGate(store, 3, clock)
+    for _ in range(3):
+        gate.admit("oAlice")
+        clock.now += 10
+    error = refused(lambda: gate.admit("oAlice"))
+    assert error.failure is Failure.RATE_LIMITED
+    assert error.retry_after == 30  # the first message, at t=0, leaves the window at t=60; now is t=30
+    clock.now += 29.5
+    assert refused(lambda: gate.admit("oAlice")).retry_after == 1
+    clock.now += 0.5
+    gate.admit("oAlice")
+    assert refused(lambda: gate.admit("oAlice")).retry_after == 10  # the next oldest is from t=10
+
+
+def test_refused_messages_do_not_count(store):
+    clock = Clock()
+    gate = FollowerGate(store, 2, clock)
+    gate.admit("oBob")
+    gate.admit("oBob")
+    for _ in range(5):
+        refused(lambda: gate.admit("oBob"))
+    clock.now += 60
+    gate.admit("oBob")
+    gate.admit("oBob")
+
+
+def test_every_worker_shares_the_same_window(redis_server, store):
+    other = connect(redis_server.url)
+    clock = Clock()
+    FollowerGate(store, 2, clock).admit("oCarol")
+    FollowerGate(other, 2, clock).admit("oCarol")
+    assert refused(lambda: FollowerGate(store, 2, clock).admit("oCarol")).failure is Failure.RATE_LIMITED
+    FollowerGate(other, 2, clock).admit("oDave")  # another follower has their own window
+    other.close()
+
+
+def test_zero_turns_the_follower_limit_off(store):
+    gate = FollowerGate(store, 0, Clock())
+    for _ in range(200):
+        gate.admit("oEve")
+    assert not store.exists(keyspace.follower_rate("oEve"))
+
+
+def test_a_blocked_follower_is_refused_until_unblocked(store):
+    gate, blocks = FollowerGate(store, 5, Clock()), Blocklist(store)
+    assert blocks.block_openid("oFrank") and not blocks.block_openid("oFrank")
+    assert refused(lambda: gate.admit("oFrank")).failure is Failure.BLOCKED
+    assert blocks.unblock_openid("oFrank") and not blocks.openid_blocked("oFrank")
+    gate.admit("oFrank")
+
+
+def reserve(ledger, keys, openid, user=None, user_blocked=False):
+    fingerprint = keys.fingerprint(keys.issue(openid)[0])
+    return ledger.payer(fingerprint, user, user_blocked).reserve(20, 20)
+
+
+def test_a_key_gets_key_rpm_requests_and_a_refused_one_reserves_nothing(store, keys):
+    ledger = KeyLedger(store, key_rpm=3, user_rpm=0, clock=Clock())
+    for _ in range(3):
+        reserve(ledger, keys, "oGrace")
+    error = refused(lambda: reserve(ledger, keys, "oGrace"))
+    assert (error.failure, error.retry_after) == (Failure.RATE_LIMITED, 60)
+    assert "该 key 每分钟最多 3 次" in error.message
+    info = keys.info(keys.fingerprint_of("oGrace"))
+    assert (info.balance, info.reserved) == (10_000 - 60, 60)
+
+
+def test_each_user_value_of_a_key_has_its_own_limit_within_the_keys(store, keys):
+    ledger = KeyLedger(store, key_rpm=5, user_rpm=2, clock=Clock())
+    reserve(ledger, keys, "oHeidi", "alice")
+    reserve(ledger, keys, "oHeidi", "alice")
+    error = refused(lambda: reserve(ledger, keys, "oHeidi", "alice"))
+    assert error.failure is Failure.RATE_LIMITED and "该 user 每分钟最多 2 次" in error.message
+    reserve(ledger, keys, "oHeidi", "bob")
+    reserve(ledger, keys, "oHeidi")  # no user: only the key's limit applies
+    reserve(ledger, keys, "oHeidi", "dave")  # the key's fifth request of the minute
+    assert "该 key" in refused(lambda: reserve(ledger, keys, "oHeidi", "carol")).message
+    reserve(ledger, keys, "oIvan", "alice")  # another key's "alice" is another end user
+
+
+def test_a_blocked_user_value_or_follower_is_refused_before_anything_is_counted(store, keys):
+    ledger = KeyLedger(store, key_rpm=1, user_rpm=1, clock=Clock())
+    assert refused(lambda: reserve(ledger, keys, "oJudy", "mallory", user_blocked=True)).failure is Failure.BLOCKED
+    Blocklist(store).block_openid("oJudy")
+    assert refused(lambda: reserve(ledger, keys, "oJudy")).failure is Failure.BLOCKED
+    assert keys.info(keys.fingerprint_of("oJudy")).blocked
+    Blocklist(store).unblock_openid("oJudy")
+    assert reserve(ledger, keys, "oJudy") == 20  # the one request of the minute is still there
+
+
+def test_a_blocked_followers_rotated_key_is_blocked_and_a_revoked_key_is_not_resurrected(store, keys):
+    blocks, ledger = Blocklist(store), KeyLedger(store)
+    keys.issue("oKen")
+    blocks.block_openid("oKen")
+    rotated = keys.rotate("oKen")
+    assert refused(lambda: ledger.payer(keys.fingerprint(rotated)).reserve(1, 1)).failure is Failure.BLOCKED
+    old = keys.fingerprint_of("oKen")
+    keys.revoke("oKen")
+    blocks.unblock_openid("oKen")
+    blocks.block_openid("oKen")
+    assert not store.exists(keyspace.api_key(old))
+
+
+def test_user_blocks_are_global_and_survive_odd_values(store):
+    blocks = Blocklist(store)
+    odd = "{weird}:user:值 with spaces"
+    assert blocks.block_user(odd) and blocks.user_blocked(odd) and not blocks.user_blocked("other")
+    assert store.get(keyspace.user_blocked(odd)) == odd  # an admin can read what was blocked
+    assert blocks.unblock_user(odd) and not blocks.unblock_user(odd)
+
+
+def test_every_script_touches_one_cluster_slot():
+    fingerprint = "f" * 64
+    api_keys = [keyspace.api_key(fingerprint), keyspace.api_key_rate(fingerprint)]
+    api_keys += [keyspace.api_key_user_rate(fingerprint, "{x}"), keyspace.api_key_day(fingerprint, "20260101")]
+    follower = [keyspace.follower_blocked("oX"), keyspace.follower_rate("oX"), keyspace.follower_day("oX", "1")]
+    for group in (api_keys, follower):
+        assert len({key_slot(k.encode()) for k in group}) == 1, group
