@@ -15,8 +15,7 @@ from bot.store.blocks import Blocklist
 from bot.store.connection import connect, disconnect
 from bot.store.conversation import Conversation
 from bot.store.history import HistoryStore
-from bot.store.limits import FollowerGate
-from bot.store.quota import Allowances, KeyLedger
+from bot.store.quota import KeyLedger
 from bot.store.stats import Stats
 from bot.store.vault import Vault
 from bot.wechat.client import SharedTokenClient
@@ -35,8 +34,6 @@ class Services:
     keys: KeyStore
     ledger: KeyLedger
     blocks: Blocklist
-    followers: FollowerGate  # admit(openid) before each chat message on WeChat
-    allowances: Allowances  # allowances.payer(openid) pays for a follower's chat on WeChat
     history: HistoryStore
     stats: Stats
     wechat: WeChatProtocol | None
@@ -74,14 +71,13 @@ def build_services(settings: Settings) -> Services:
         keys=KeyStore(client, Vault(settings.bot_secret), settings.key_grant_tokens),
         ledger=KeyLedger(client, settings.limits.key_rpm, settings.limits.user_rpm),
         blocks=Blocklist(client),
-        followers=FollowerGate(client, settings.limits.openid_rpm),
-        allowances=Allowances(client, settings.limits.daily_chat_tokens),
         history=HistoryStore(client, settings.history_idle_seconds),
         conversation=Conversation(
             client,
             lease_seconds=settings.openai_timeout + 30,
             retention_seconds=settings.reply_retention_seconds,
             idle_seconds=settings.history_idle_seconds,
+            rpm=settings.limits.openid_rpm,
         ),
         stats=Stats(client),
         wechat=WeChatProtocol(settings.wechat_token, settings.wechat_aes_key, settings.wechat_appid)

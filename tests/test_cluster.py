@@ -13,6 +13,7 @@ from redis.cluster import RedisCluster
 
 from bot.extensions import services
 from bot.store import keyspace
+from bot.store.connection import disconnect
 from bot.store.embedded import EmbeddedCluster
 from bot.wechat import texts
 from tests.conftest import ACCOUNT
@@ -47,7 +48,7 @@ def redis_cluster(tmp_path_factory):
 def cluster_app(redis_cluster, config, make_app):
     client = RedisCluster.from_url(redis_cluster.url, decode_responses=True)
     client.flushall(target_nodes=RedisCluster.PRIMARIES)
-    client.close()
+    disconnect(client)
     overrides = {
         "REDIS_URL": redis_cluster.url,
         "BOT_WECHAT_TIMEOUT": "1",
@@ -92,6 +93,9 @@ def test_wechat_chat_history_and_exactly_once_on_a_cluster(cluster_app, upstream
     sent = [m["content"] for m in upstream.received[-1].body["messages"] if m["role"] != "system"]
     assert sent == ["第一问", "回答：第一问", "第二问"]
     assert "sk-" in follower.say("key")
+    with cluster_app.app_context():
+        day = services().stats.today()  # summed over every node
+    assert (day.messages, day.key_owners) == (2, 1)
 
 
 def test_owed_answers_on_a_cluster(cluster_app, upstream):

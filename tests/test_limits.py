@@ -10,7 +10,7 @@ from bot.store import keyspace
 from bot.store.apikeys import KeyStore
 from bot.store.blocks import Blocklist
 from bot.store.connection import connect
-from bot.store.limits import FollowerGate
+from bot.store.conversation import Conversation
 from bot.store.quota import KeyLedger
 from bot.store.vault import Vault
 from tests.conftest import TEST_SECRET
@@ -42,57 +42,63 @@ def refused(call) -> ChatError:
     return error.value
 
 
+def conversation(client, rpm, clock):
+    return Conversation(client, lease_seconds=60, retention_seconds=3600, idle_seconds=3600, rpm=rpm, clock=clock)
+
+
+_ids = iter(range(10**6))
+
+
+def ask(conv, openid):
+    """A new question from `openid`: its refusal (None if admitted) and seconds to wait."""
+    claim = conv.claim(openid, f"m{next(_ids)}", "问题", ask=True)
+    return claim.refusal, -(-claim.wait_ms // 1000)
+
+
 def test_a_follower_gets_rpm_messages_in_any_minute_then_is_told_when_to_retry(store):
     clock = Clock()
-    gate = FollowerGate(store, 3, clock)
+    conv = conversation(store, 3, clock)
     for _ in range(3):
-        gate.admit("oAlice")
+        assert ask(conv, "oAlice") == (None, 0)
         clock.now += 10
-    error = refused(lambda: gate.admit("oAlice"))
-    assert error.failure is Failure.RATE_LIMITED
-    assert error.retry_after == 30  # the first message, at t=0, leaves the window at t=60; now is t=30
+    assert ask(conv, "oAlice") == (Failure.RATE_LIMITED, 30)  # the first, at t=0, leaves at t=60; now t=30
     clock.now += 29.5
-    assert refused(lambda: gate.admit("oAlice")).retry_after == 1
+    assert ask(conv, "oAlice") == (Failure.RATE_LIMITED, 1)
     clock.now += 0.5
-    gate.admit("oAlice")
-    assert refused(lambda: gate.admit("oAlice")).retry_after == 10  # the next oldest is from t=10
+    assert ask(conv, "oAlice") == (None, 0)
+    assert ask(conv, "oAlice") == (Failure.RATE_LIMITED, 10)  # the next oldest is from t=10
 
 
 def test_refused_messages_do_not_count(store):
     clock = Clock()
-    gate = FollowerGate(store, 2, clock)
-    gate.admit("oBob")
-    gate.admit("oBob")
-    for _ in range(5):
-        refused(lambda: gate.admit("oBob"))
+    conv = conversation(store, 2, clock)
+    assert [ask(conv, "oBob")[0] for _ in range(7)] == [None, None] + [Failure.RATE_LIMITED] * 5
     clock.now += 60
-    gate.admit("oBob")
-    gate.admit("oBob")
+    assert [ask(conv, "oBob")[0] for _ in range(3)] == [None, None, Failure.RATE_LIMITED]
 
 
 def test_every_worker_shares_the_same_window(redis_server, store):
     other = connect(redis_server.url)
     clock = Clock()
-    FollowerGate(store, 2, clock).admit("oCarol")
-    FollowerGate(other, 2, clock).admit("oCarol")
-    assert refused(lambda: FollowerGate(store, 2, clock).admit("oCarol")).failure is Failure.RATE_LIMITED
-    FollowerGate(other, 2, clock).admit("oDave")  # another follower has their own window
+    assert ask(conversation(store, 2, clock), "oCarol")[0] is None
+    assert ask(conversation(other, 2, clock), "oCarol")[0] is None
+    assert ask(conversation(store, 2, clock), "oCarol")[0] is Failure.RATE_LIMITED
+    assert ask(conversation(other, 2, clock), "oDave")[0] is None  # another follower has their own window
     other.close()
 
 
 def test_zero_turns_the_follower_limit_off(store):
-    gate = FollowerGate(store, 0, Clock())
-    for _ in range(200):
-        gate.admit("oEve")
+    conv = conversation(store, 0, Clock())
+    assert all(ask(conv, "oEve")[0] is None for _ in range(200))
     assert not store.exists(keyspace.follower_rate("oEve"))
 
 
-def test_a_blocked_follower_is_refused_until_unblocked(store):
-    gate, blocks = FollowerGate(store, 5, Clock()), Blocklist(store)
+def test_a_blocked_follower_is_refused_until_unblocked_and_refusals_do_not_count(store):
+    conv, blocks = conversation(store, 1, Clock()), Blocklist(store)
     assert blocks.block_openid("oFrank") and not blocks.block_openid("oFrank")
-    assert refused(lambda: gate.admit("oFrank")).failure is Failure.BLOCKED
+    assert ask(conv, "oFrank")[0] is Failure.BLOCKED
     assert blocks.unblock_openid("oFrank") and not blocks.openid_blocked("oFrank")
-    gate.admit("oFrank")
+    assert ask(conv, "oFrank")[0] is None
 
 
 def reserve(ledger, keys, openid, user=None, user_blocked=False):
@@ -160,5 +166,6 @@ def test_every_script_touches_one_cluster_slot():
     api_keys = [keyspace.api_key(fingerprint), keyspace.api_key_rate(fingerprint)]
     api_keys += [keyspace.api_key_user_rate(fingerprint, "{x}"), keyspace.api_key_day(fingerprint, "20260101")]
     follower = [keyspace.follower_blocked("oX"), keyspace.follower_rate("oX"), keyspace.follower_day("oX", "1")]
+    follower += [keyspace.message("oX", "1"), keyspace.outbox("oX"), keyspace.busy("oX"), keyspace.history("oX")]
     for group in (api_keys, follower):
         assert len({key_slot(k.encode()) for k in group}) == 1, group

@@ -80,10 +80,13 @@ def test_grant_by_key_and_bad_grants(admin, user):
 
 
 def test_stats(admin, user, client):
-    key_of(user.say("key"))
+    key = key_of(user.say("key"))
     user.say("hello")
+    assert api_status(client, key) == 0
+    assert api_status(client, key) == 0
     reply = admin.say("/stats")
     assert "已领取密钥的用户：1" in reply and "公众号消息：1 条" in reply
+    assert "API 调用：2 次" in reply
 
 
 def test_unknown_command_shows_help(admin):

@@ -203,5 +203,5 @@ def test_the_daily_chat_allowance_is_enforced_politely(config, make_app, upstrea
     answered = 1 + sum(r.startswith("回答") for r in replies)
     assert upstream.calls == answered  # refused before the model was asked
     with app.app_context():
-        used = services().allowances.used_today(OPENID)
+        used = services().conversation.used_today(OPENID)
     assert 0 < used <= 40 + 40  # counted; one answer may pass the cap

@@ -103,7 +103,7 @@ class KeyStore:
         if existing:  # another worker issued one first: keep theirs, drop ours
             self.redis.delete(keyspace.api_key(fp))
             return self._open(existing, openid), False
-        self.redis.incr(keyspace.stats_key_owners())
+        self.redis.incr(keyspace.key_owners())
         logger.info("issued %s to %s", log_id(fp), openid)
         return key, True
 
@@ -128,7 +128,7 @@ class KeyStore:
         """Owner, balance and use of a key (None if unknown or revoked)."""
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(keyspace.api_key(fingerprint))
-            pipe.get(keyspace.api_key_day(fingerprint, today()))
+            pipe.hget(keyspace.api_key_day(fingerprint, today()), "tokens")
             record, day = pipe.execute()
         if not record:
             return None

@@ -55,6 +55,9 @@ def _is_cluster(url: str) -> bool:
 def disconnect(client) -> None:
     """Close every connection of a client made by connect()."""
     if isinstance(client, RedisCluster):
+        for node in client.get_nodes():
+            if node.redis_connection is not None:
+                node.redis_connection.connection_pool.disconnect()
         client.close()
     else:
         client.connection_pool.disconnect()

@@ -30,7 +30,7 @@ def api_key(fingerprint: str) -> str:
 
 
 def api_key_day(fingerprint: str, day: str) -> str:
-    """Tokens one API key spent on one day (YYYYMMDD, China time)."""
+    """Hash of what one API key spent on one day (YYYYMMDD, China time): tokens, calls."""
     return f"{PREFIX}:{{k:{fingerprint}}}:day:{day}"
 
 
@@ -44,14 +44,14 @@ def history(openid: str) -> str:
     return f"{_follower(openid)}:history"
 
 
-def stats_day(day: str) -> str:
-    """Counters of one day (China time): messages, chat tokens, API tokens."""
-    return f"{PREFIX}:{{stats}}:day:{day}"
-
-
-def stats_key_owners() -> str:
+def key_owners() -> str:
     """How many followers have been issued an API key."""
     return f"{PREFIX}:{{stats}}:key-owners"
+
+
+def day_patterns(day: str) -> tuple[str, str]:
+    """SCAN patterns of one day's per-key and per-follower counters (for /stats, off the hot path)."""
+    return f"{PREFIX}:{{k:*}}:day:{day}", f"{PREFIX}:{{u:*}}:day:{day}"
 
 
 def message(openid: str, msg_id: str) -> str:
@@ -95,7 +95,7 @@ def follower_rate(openid: str) -> str:
 
 
 def follower_day(openid: str, day: str) -> str:
-    """Hash of the follower's WeChat chat tokens on one day (YYYYMMDD, China time): used, reserved."""
+    """Hash of the follower's WeChat chat on one day (YYYYMMDD, China time): used (tokens), messages."""
     return f"{_follower(openid)}:day:{day}"
 
 

@@ -1,7 +1,7 @@
 """Who pays for a chat turn, charged atomically: reserve before the upstream call, settle after.
 
 Two payers share the Payer contract of bot/chat/core.py: an API key's balance (KeyPayer) and a
-follower's daily allowance for WeChat chat (DailyAllowance). Each step is one Lua script on one
+follower's daily allowance for WeChat chat (TurnAllowance). Each step is one Lua script on one
 owner's keys, so concurrent requests on any number of workers can never overdraw, and the sum of
 what is charged is the sum of the usage reported. A refund is a settle of 0.
 """
@@ -65,7 +65,8 @@ redis.call('HINCRBY', KEYS[1], 'balance', reserved - charge)
 redis.call('HINCRBY', KEYS[1], 'reserved', -reserved)
 if charge > 0 then
   redis.call('HINCRBY', KEYS[1], 'used', charge)
-  redis.call('INCRBY', KEYS[2], charge)
+  redis.call('HINCRBY', KEYS[2], 'tokens', charge)
+  redis.call('HINCRBY', KEYS[2], 'calls', 1)
   redis.call('EXPIRE', KEYS[2], ARGV[3])
 end
 return charge
@@ -128,70 +129,28 @@ class KeyPayer:
         return int(self.ledger._settle(keys=keys, args=[reserved, actual, DAY_TTL]))
 
 
-# KEYS: the follower's day. ARGV: wanted, minimum, cap (0 = none), ttl.
-# Reserve up to `wanted` of what the cap leaves today. Answers {status, reserved, left}.
-_ALLOWANCE_RESERVE = """
-local amount, left = tonumber(ARGV[1]), -1
-local cap = tonumber(ARGV[3])
-if cap > 0 then
-  local day = redis.call('HMGET', KEYS[1], 'used', 'reserved')
-  left = cap - tonumber(day[1] or 0) - tonumber(day[2] or 0)
-  if left < tonumber(ARGV[2]) then return {-1, 0, math.max(left, 0)} end
-  amount = math.min(amount, left)
-end
-redis.call('HINCRBY', KEYS[1], 'reserved', amount)
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-return {1, amount, left}
-"""
+class TurnAllowance:
+    """A follower's daily allowance for WeChat chat, paying for one turn.
 
-# KEYS: the follower's day. ARGV: reserved, actual, ttl. Counts the actual use in full (an answer
-# may run past its reservation; the cap then refuses the next message), releases the reservation.
-_ALLOWANCE_SETTLE = """
-redis.call('HINCRBY', KEYS[1], 'reserved', -tonumber(ARGV[1]))
-if tonumber(ARGV[2]) > 0 then redis.call('HINCRBY', KEYS[1], 'used', ARGV[2]) end
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-return tonumber(ARGV[2])
-"""
+    It is read when the turn takes the follower's single model slot (bot/store/conversation.py), so
+    no other turn of theirs can spend it meanwhile: checking it here is exact, and the charge is
+    recorded with the turn itself, in the same script. An answer longer than what was left is
+    counted in full, so a day can pass the cap by one answer; the next question is then refused."""
 
-
-class Allowances:
-    """Followers' daily token allowance for WeChat chat (`cap` per China day; 0 = uncapped, counted)."""
-
-    def __init__(self, client: redis.Redis, cap: int, clock: Clock = time.time):
-        self.redis = client
+    def __init__(self, cap: int, used_today: int):
         self.cap = cap
-        self.clock = clock
-        self._reserve = client.register_script(_ALLOWANCE_RESERVE)
-        self._settle = client.register_script(_ALLOWANCE_SETTLE)
-
-    def payer(self, openid: str) -> DailyAllowance:
-        return DailyAllowance(self, openid)
-
-    def used_today(self, openid: str) -> int:
-        """Tokens the follower has used today (settled answers only)."""
-        day = keyspace.follower_day(openid, today(self.clock()))
-        return int(self.redis.hget(day, "used") or 0)
-
-
-class DailyAllowance:
-    """A follower paying for one WeChat chat turn out of today's allowance: reserve, then settle."""
-
-    def __init__(self, allowances: Allowances, openid: str):
-        self.allowances = allowances
-        self.openid = openid
-        self.day = ""  # fixed at reserve: a turn that spans midnight settles on the day it began
+        self.used_today = used_today
+        self.charged = 0
 
     def reserve(self, wanted: int, minimum: int) -> int:
-        """Set aside up to `wanted` of today's tokens; ChatError QUOTA_EXHAUSTED under `minimum`."""
-        owner = self.allowances
-        self.day = today(owner.clock())
-        keys = [keyspace.follower_day(self.openid, self.day)]
-        status, amount, left = owner._reserve(keys=keys, args=[wanted, minimum, owner.cap, DAY_TTL])
-        if status < 0:
-            raise ChatError(Failure.QUOTA_EXHAUSTED, f"今日额度 {owner.cap}，还剩 {left}，本次至少需要 {minimum}")
-        return int(amount)
+        if self.cap <= 0:
+            return wanted
+        left = self.cap - self.used_today
+        if left < minimum:
+            detail = f"今日额度 {self.cap}，还剩 {max(left, 0)}，本次至少需要 {minimum}"
+            raise ChatError(Failure.QUOTA_EXHAUSTED, detail)
+        return min(wanted, left)
 
     def settle(self, reserved: int, actual: int) -> int:
-        """Release the reservation and count `actual` tokens on the day reserved; answers `actual`."""
-        keys = [keyspace.follower_day(self.openid, self.day)]
-        return int(self.allowances._settle(keys=keys, args=[reserved, actual, DAY_TTL]))
+        self.charged = actual
+        return actual

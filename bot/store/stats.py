@@ -1,4 +1,9 @@
-"""Daily counters for the admins' /stats: one pipelined round trip per counted event."""
+"""Today's figures for the admins' /stats, read off the per-key and per-follower day counters.
+
+Nothing is counted for /stats on the hot path: every answered turn already records its tokens on the
+payer's day hash, in the same script that charges it. /stats sums those with SCAN (on every node of a
+cluster): a cost paid only when an admin asks, in proportion to the keys Redis holds.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,6 @@ import redis
 
 from bot.store import keyspace
 from bot.store.apikeys import today
-
-KEEP_DAYS = 8
 
 
 @dataclass(frozen=True)
@@ -25,29 +28,16 @@ class Stats:
     def __init__(self, client: redis.Redis):
         self.redis = client
 
-    def _count(self, **fields: int) -> None:
-        key = keyspace.stats_day(today())
-        with self.redis.pipeline(transaction=False) as pipe:
-            for name, amount in fields.items():
-                pipe.hincrby(key, name, amount)
-            pipe.expire(key, KEEP_DAYS * 86400)
-            pipe.execute()
-
-    def count_message(self, tokens: int) -> None:
-        self._count(messages=1, chat_tokens=tokens)
-
-    def count_api_call(self, tokens: int) -> None:
-        self._count(api_calls=1, api_tokens=tokens)
+    def _sum(self, pattern: str, *fields: str) -> list[int]:
+        totals = [0] * len(fields)
+        for key in self.redis.scan_iter(match=pattern, count=1000):
+            for i, value in enumerate(self.redis.hmget(key, *fields)):
+                totals[i] += int(value or 0)
+        return totals
 
     def today(self) -> DayStats:
-        with self.redis.pipeline(transaction=False) as pipe:
-            pipe.get(keyspace.stats_key_owners())
-            pipe.hgetall(keyspace.stats_day(today()))
-            owners, day = pipe.execute()
-        return DayStats(
-            key_owners=int(owners or 0),
-            messages=int(day.get("messages", 0)),
-            chat_tokens=int(day.get("chat_tokens", 0)),
-            api_calls=int(day.get("api_calls", 0)),
-            api_tokens=int(day.get("api_tokens", 0)),
-        )
+        key_days, follower_days = keyspace.day_patterns(today())
+        api_calls, api_tokens = self._sum(key_days, "calls", "tokens")
+        messages, chat_tokens = self._sum(follower_days, "messages", "used")
+        owners = int(self.redis.get(keyspace.key_owners()) or 0)
+        return DayStats(owners, messages, chat_tokens, api_calls, api_tokens)

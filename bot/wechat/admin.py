@@ -51,8 +51,8 @@ class AdminCommands:
         openid = self._openid(target)
         if openid is None:
             return "用法：/reset <openid|key>（找不到该用户或密钥）"
-        self.svc.history.clear(openid)
-        return f"已清空 {openid} 的对话记录。"
+        self.svc.conversation.forget(openid)
+        return f"已清空 {openid} 的对话记录和待发回复。"
 
     def do_rotate(self, target: str | None = None, *_: str) -> str:
         if not target or not valid_openid(target) or not self.svc.keys.fingerprint_of(target):

@@ -14,7 +14,7 @@ import time
 from wechatpy.messages import BaseMessage
 
 from bot.chat.dialogue import MAX_CHARS
-from bot.errors import ChatError, Failure
+from bot.errors import Failure
 from bot.extensions import Services
 from bot.store.vault import log_id
 from bot.wechat import texts
@@ -46,32 +46,26 @@ class Bot:
         arrived = time.monotonic() if arrived is None else arrived
         openid, msg_id = message.source, message_id(message)
         question = self.question(message)
-        claim = self.svc.conversation.claim(openid, msg_id, question or "")
+        more = question is not None and question.strip().lower() in texts.CONTINUE_WORDS
+        ask = question is not None and not more and len(question) <= MAX_CHARS
+        claim = self.svc.conversation.claim(openid, msg_id, question or "", ask=ask)
         if claim.reply:
             return claim.reply
         if claim.status == "new" or claim.recovered:
             if question is None:
                 return self.svc.conversation.reply(openid, msg_id, self.quick_reply(message) or NO_REPLY)
-            if question.strip().lower() in texts.CONTINUE_WORDS:
+            if more:
                 return self.courier.collect(openid, msg_id, None)
-            if len(question) > MAX_CHARS:
+            if not ask:
                 return self.svc.conversation.reply(openid, msg_id, texts.QUESTION_TOO_LONG.format(length=len(question)))
-            refused = None if claim.recovered else self.refusal(openid)
-            if refused:
-                return self.svc.conversation.reply(openid, msg_id, refused)
+            if claim.refusal is not None:
+                logger.info("wechat %s refused: %s", openid, claim.refusal.name)
+                refusal = texts.BLOCKED if claim.refusal is Failure.BLOCKED else texts.RATE_LIMITED
+                return self.svc.conversation.reply(openid, msg_id, refusal)
             if claim.owed and not claim.recovered:
-                return self.courier.collect(openid, msg_id, question)
-            self.courier.start(openid, msg_id, question)
+                return self.courier.collect(openid, msg_id, question, claim.turn)
+            self.courier.start(openid, msg_id, question, claim.turn)
         return self.courier.await_reply(openid, msg_id, claim.deliveries, arrived, chat=question is not None)
-
-    def refusal(self, openid: str) -> str | None:
-        """Why this follower's question may not go to the model now (blocked, too fast), or None."""
-        try:
-            self.svc.followers.admit(openid)
-        except ChatError as error:
-            logger.info("wechat %s refused: %s", openid, error.failure.name)
-            return texts.BLOCKED if error.failure is Failure.BLOCKED else texts.RATE_LIMITED
-        return None
 
     def question(self, message: BaseMessage) -> str | None:
         """The text to put to the model (or 继续), or None for what is answered without it."""

@@ -20,10 +20,11 @@ import time
 import requests
 from wechatpy.exceptions import WeChatClientException
 
-from bot.chat.dialogue import Turn
+from bot.chat.dialogue import Turn as DialogueTurn
 from bot.errors import ChatError, Failure
 from bot.extensions import Services
-from bot.store.conversation import Conversation
+from bot.store.conversation import Conversation, Turn
+from bot.store.quota import TurnAllowance
 from bot.wechat import texts
 from bot.wechat.protocol import PASSIVE_LIMIT_BYTES, fit_bytes
 
@@ -90,47 +91,46 @@ class Courier:
     # --- deliveries -------------------------------------------------------------------------
 
     def await_reply(self, openid: str, msg_id: str, deliveries: int, arrived: float, chat: bool) -> str | None:
-        """Wait for the message's reply or answer until this delivery's window closes.
+        """Wait for the message's reply (or answer) until this delivery's window closes.
 
         None: say nothing and let WeChat deliver the message again."""
         deadline = arrived + self.settings.wechat_window
         event = self.waits.get(f"{openid}:{msg_id}")
         while True:
-            progress = self.conv.progress(openid, msg_id)
-            if progress.reply:
-                return progress.reply
-            if chat and progress.status == "done":
-                return self.reply_with(openid, msg_id, progress.answer or "")
+            remaining = deadline - time.monotonic()
+            if event is not None and remaining > 0:
+                event.wait(remaining)  # the model call runs in this process: no need to poll
+            reply = self.take(openid, msg_id)
+            if reply is not None:
+                return reply
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            if event is not None:
-                event.wait(remaining)
-            else:
-                time.sleep(min(POLL_SECONDS, remaining))
+            time.sleep(min(POLL_SECONDS, remaining))
         if not chat or not (self.push_mode or deliveries >= DELIVERIES):
             return None
         kind, reply = self.conv.defer(openid, msg_id, NO_REPLY if self.push_mode else texts.THINKING)
         if kind == "ready":
-            return self.reply_with(openid, msg_id, self.conv.progress(openid, msg_id).answer or "")
+            return self.take(openid, msg_id)
         logger.info("wechat %s msg %s: %s after %d deliveries", openid, msg_id, kind, deliveries)
         return reply
 
-    def reply_with(self, openid: str, msg_id: str, answer: str) -> str:
-        """Reply with the answer's first part; the rest is owed (and pushed, in customer_service mode)."""
-        first, *rest = split_parts(answer)
-        text = first + texts.MORE if rest else first
-        decided = self.conv.reply(openid, msg_id, text, rest)
-        if decided == text and rest and self.push_mode:
-            self._spawn(self.push, openid, rest)
-        return decided
+    def take(self, openid: str, msg_id: str) -> str | None:
+        """The reply, decided from the answer if it is ready; parts newly owed are pushed in push mode."""
+        taken = self.conv.take(openid, msg_id, texts.MORE)
+        if taken is None:
+            return None
+        reply, owed = taken
+        if owed and self.push_mode:
+            self._spawn(self.push, openid, owed)
+        return reply
 
-    def collect(self, openid: str, msg_id: str, question: str | None) -> str:
+    def collect(self, openid: str, msg_id: str, question: str | None, turn: Turn | None = None) -> str:
         """Reply with the oldest thing owed; a new `question` is started and owed after it."""
         owed_texts = (texts.MORE, texts.WAITING, texts.QUEUED_NOTE, texts.NOTHING_OWED)
         reply, waiting = self.conv.collect(openid, msg_id, question is not None, owed_texts)
         if question is not None:
-            self.start(openid, msg_id, question)
+            self.start(openid, msg_id, question, turn)
         if waiting:
             self._recover(openid, waiting[2:])
         return reply
@@ -143,20 +143,21 @@ class Courier:
 
     # --- the model call ---------------------------------------------------------------------
 
-    def start(self, openid: str, msg_id: str, question: str) -> None:
-        """Run the message's model call in the background: it outlives the delivery that started it."""
+    def start(self, openid: str, msg_id: str, question: str, turn: Turn | None = None) -> None:
+        """Run the message's model call in the background: it outlives the delivery that started it.
+        `turn`: the follower's model slot, if the claim took it; else the call waits for it."""
         event = self.waits.start(f"{openid}:{msg_id}")
-        self._spawn(self._run, openid, msg_id, question, event)
+        self._spawn(self._run, openid, msg_id, question, turn, event)
 
     def _spawn(self, target, *args) -> None:
         # Under gunicorn's gevent worker, threading is patched: this is a greenlet.
         threading.Thread(target=target, args=args, daemon=True).start()
 
-    def _run(self, openid: str, msg_id: str, question: str, event: threading.Event) -> None:
+    def _run(self, openid: str, msg_id: str, question: str, turn: Turn | None, event: threading.Event) -> None:
         try:
-            ok, answer = self._answer(openid, msg_id, question)
+            answer, charge = self._answer(openid, msg_id, question, turn)
             parts = split_parts(answer)
-            deferred = self.conv.finish_turn(openid, msg_id, question, answer, ok, parts)
+            deferred = self.conv.finish_turn(openid, msg_id, question, answer, charge, parts)
             if deferred == 1 and self.push_mode:
                 self.push(openid, parts)
         except Exception:
@@ -164,27 +165,28 @@ class Courier:
         finally:
             event.set()
 
-    def _answer(self, openid: str, msg_id: str, question: str) -> tuple[bool, str]:
-        history = self._wait_for_turn(openid, msg_id)
-        if history is None:
-            return False, texts.BUSY
+    def _answer(self, openid: str, msg_id: str, question: str, turn: Turn | None) -> tuple[str, int | None]:
+        """The answer, and the tokens to charge (None: it failed, and records no turn)."""
+        turn = turn or self._wait_for_turn(openid, msg_id)
+        if turn is None:
+            return texts.BUSY, None
         started = time.monotonic()
+        payer = TurnAllowance(self.settings.limits.daily_chat_tokens, turn.used_today)
         try:
-            completion = self.svc.chat.complete([*history, Turn("user", question)], self.svc.allowances.payer(openid))
+            completion = self.svc.chat.complete([*turn.history, DialogueTurn("user", question)], payer)
         except ChatError as error:
             logger.info("wechat %s msg %s failed: %s", openid, msg_id, error.failure.name)
-            return False, _FAILURE_TEXTS.get(error.failure, texts.UPSTREAM_FAILED)
-        self.svc.stats.count_message(completion.usage.total_tokens)
+            return _FAILURE_TEXTS.get(error.failure, texts.UPSTREAM_FAILED), None
         logger.info("wechat %s msg %s answered in %.1fs", openid, msg_id, time.monotonic() - started)
-        return True, completion.content
+        return completion.content, payer.charged
 
-    def _wait_for_turn(self, openid: str, msg_id: str) -> list[Turn] | None:
-        """The follower's history once no other message of theirs is with the model (one at a time)."""
+    def _wait_for_turn(self, openid: str, msg_id: str) -> Turn | None:
+        """The follower's model slot once no other message of theirs is with the model (one at a time)."""
         deadline = time.monotonic() + self.conv.lease_ms / 1000
         while time.monotonic() < deadline:
-            history = self.conv.begin_turn(openid, msg_id)
-            if history is not None:
-                return history
+            turn = self.conv.begin_turn(openid, msg_id)
+            if turn is not None:
+                return turn
             time.sleep(POLL_SECONDS)
         return None
 
