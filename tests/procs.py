@@ -28,9 +28,9 @@ def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 30.0) ->
         if process.poll() is not None:
             raise RuntimeError(f"process exited with {process.returncode} before serving {url}")
         try:
-            requests.get(url, timeout=1)
+            requests.get(url, timeout=5)
             return
-        except requests.ConnectionError:
+        except requests.RequestException:  # refused, or accepted by the master before a worker booted
             time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer within {timeout}s")
 
