@@ -10,7 +10,6 @@ Every step is one Lua script over one follower's keys, all in one hash slot.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,55 +76,48 @@ return answer
 """
 
 # KEYS: msg, history, busy, outbox, day. ARGV: msg_id, ok, question, answer, budget, idle_s,
-# retention_s, charge, day_ttl, parts_json, parts…. Records the answer (with its parts), the turn and
-# its charge on today's allowance (if ok) once, and frees the slot; a deferred answer takes its place
-# in the outbox. Answers 1 if deferred, 0 if not, -1 if another run finished this message first.
+# retention_s, charge, day_ttl, more, parts…. Records the answer, the turn and its charge on today's
+# allowance (if ok) once, and frees the slot. Then the reply: unless one was decided already (the
+# answer was deferred), it is the first part (with `more` if others follow) and the others are owed;
+# a deferred answer's parts take its placeholder's place in the outbox instead.
+# Answers {reply, newly_owed}; reply '' if another run finished this message first.
 _FINISH_TURN = (
     APPEND_PAIR_LUA
     + """
 local function release() if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end end
-if redis.call('HGET', KEYS[1], 'status') == 'done' then release() return -1 end
+if redis.call('HGET', KEYS[1], 'status') == 'done' then release() return {'', 0} end
 if ARGV[2] == '1' then
   append_pair(KEYS[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
   redis.call('HINCRBY', KEYS[5], 'used', ARGV[8])
   redis.call('HINCRBY', KEYS[5], 'messages', 1)
   redis.call('EXPIRE', KEYS[5], ARGV[9])
 end
-redis.call('HSET', KEYS[1], 'status', 'done', 'answer', ARGV[4], 'parts', ARGV[10])
+redis.call('HSET', KEYS[1], 'status', 'done', 'answer', ARGV[4])
 release()
-if redis.call('HGET', KEYS[1], 'deferred') ~= '1' then return 0 end
+local first = 11
+if redis.call('HGET', KEYS[1], 'deferred') ~= '1' then
+  local reply = ARGV[first]
+  if #ARGV > first then
+    reply = reply .. ARGV[10]
+    for i = first + 1, #ARGV do redis.call('RPUSH', KEYS[4], 't:' .. ARGV[i]) end
+    redis.call('EXPIRE', KEYS[4], ARGV[7])
+  end
+  redis.call('HSET', KEYS[1], 'reply', reply)
+  return {reply, #ARGV - first}
+end
 local placeholder, rebuilt = 'm:' .. ARGV[1], {}
 for _, entry in ipairs(redis.call('LRANGE', KEYS[4], 0, -1)) do
   if entry == placeholder then
-    for i = 11, #ARGV do table.insert(rebuilt, 't:' .. ARGV[i]) end
+    for i = first, #ARGV do table.insert(rebuilt, 't:' .. ARGV[i]) end
   else
     table.insert(rebuilt, entry)
   end
 end
 redis.call('DEL', KEYS[4])
 if #rebuilt > 0 then redis.call('RPUSH', KEYS[4], unpack(rebuilt)) redis.call('EXPIRE', KEYS[4], ARGV[7]) end
-return 1
+return {redis.call('HGET', KEYS[1], 'reply') or '', #ARGV - first + 1}
 """
 )
-
-# KEYS: msg, outbox. ARGV: more, retention_s. The message's reply if decided; else, if its answer is
-# ready, decide it now: the first part (with `more` if others follow), the others owed in order.
-# Answers {reply, rest_json} ('[]' when nothing was newly owed), or nil while the answer is not ready.
-_TAKE = """
-local f = redis.call('HMGET', KEYS[1], 'reply', 'status', 'parts')
-if f[1] then return {f[1], '[]'} end
-if f[2] ~= 'done' or not f[3] then return false end
-local parts = cjson.decode(f[3])
-local reply = parts[1]
-if #parts > 1 then
-  reply = reply .. ARGV[1]
-  for i = 2, #parts do redis.call('RPUSH', KEYS[2], 't:' .. parts[i]) end
-  redis.call('EXPIRE', KEYS[2], ARGV[2])
-end
-redis.call('HSET', KEYS[1], 'reply', reply)
-table.remove(parts, 1)
-return {reply, #parts > 0 and cjson.encode(parts) or '[]'}
-"""
 
 # KEYS: msg, outbox. ARGV: reply, retention_s. The first reply decided wins.
 _REPLY = """
@@ -136,11 +128,10 @@ return ARGV[1]
 """
 
 # KEYS: msg, outbox. ARGV: reply, msg_id, retention_s. Give up waiting: answer `reply` now and queue
-# the answer for later. Answers {'reply', text} (decided before), {'ready', ''} or {'deferred', text}.
+# the answer for later. Answers {'reply', text} (decided before: the answer was ready) or {'deferred', text}.
 _DEFER = """
-local f = redis.call('HMGET', KEYS[1], 'reply', 'status')
+local f = redis.call('HMGET', KEYS[1], 'reply')
 if f[1] then return {'reply', f[1]} end
-if f[2] == 'done' then return {'ready', ''} end
 redis.call('HSET', KEYS[1], 'reply', ARGV[1], 'deferred', 1)
 redis.call('RPUSH', KEYS[2], 'm:' .. ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
@@ -190,6 +181,12 @@ class Turn:
 
 
 @dataclass(frozen=True)
+class Finished:
+    reply: str  # the reply decided for the message ('' if another run finished it first)
+    owed: int  # parts newly owed: the rest of a long answer, or all of a deferred one
+
+
+@dataclass(frozen=True)
 class Claim:
     status: str  # new | running | done
     deliveries: int
@@ -216,8 +213,8 @@ class Conversation:
         self.retention = retention_seconds
         self.idle = idle_seconds
         self.rpm = rpm
-        scripts = (_CLAIM, _BEGIN_TURN, _FINISH_TURN, _TAKE, _REPLY, _DEFER, _COLLECT, _RECOVER)
-        self._claim, self._begin, self._finish, self._take, self._reply, self._defer, self._collect, self._recover = (
+        scripts = (_CLAIM, _BEGIN_TURN, _FINISH_TURN, _REPLY, _DEFER, _COLLECT, _RECOVER)
+        self._claim, self._begin, self._finish, self._reply, self._defer, self._collect, self._recover = (
             client.register_script(s) for s in scripts
         )
 
@@ -247,23 +244,22 @@ class Conversation:
         return None if answer is None else _turn(answer[0], answer[1:])
 
     def finish_turn(
-        self, openid: str, msg_id: str, question: str, answer: str, charge: int | None, parts: list[str]
-    ) -> int:
-        """Record the answer and, if `charge` is not None, the turn and its tokens; free the slot.
-        Answers 1 if the answer is owed (deferred), 0 if not, -1 if another run finished it first."""
+        self, openid: str, msg_id: str, question: str, answer: str, charge: int | None, parts: list[str], more: str
+    ) -> Finished:
+        """Record the answer and, if `charge` is not None, the turn and its tokens; free the slot; decide
+        the reply unless it was deferred. One round trip."""
         keys = [
             keyspace.message(openid, msg_id), keyspace.history(openid), keyspace.busy(openid),
-            keyspace.outbox(openid), keyspace.follower_day(openid, today()),
+            keyspace.outbox(openid), keyspace.follower_day(openid, today(self.clock())),
         ]  # fmt: skip
         ok = charge is not None
         args = [msg_id, "1" if ok else "0", question, answer, MAX_CHARS, self.idle, self.retention, charge or 0]
-        return int(self._finish(keys=keys, args=[*args, DAY_TTL, json.dumps(parts), *parts]))
+        reply, owed = self._finish(keys=keys, args=[*args, DAY_TTL, more, *parts])
+        return Finished(reply, int(owed))
 
-    def take(self, openid: str, msg_id: str, more: str) -> tuple[str, list[str]] | None:
-        """The message's reply, deciding it from a ready answer; with the parts newly owed. None: not ready."""
-        keys = [keyspace.message(openid, msg_id), keyspace.outbox(openid)]
-        answer = self._take(keys=keys, args=[more, self.retention])
-        return None if answer is None else (answer[0], json.loads(answer[1]))
+    def decided_reply(self, openid: str, msg_id: str) -> str | None:
+        """The reply decided for a message, if any (a delivery on another worker polls this)."""
+        return self.redis.hget(keyspace.message(openid, msg_id), "reply")
 
     def reply(self, openid: str, msg_id: str, text: str) -> str:
         """Decide the message's reply (the first decision wins) and answer the one decided."""
@@ -271,7 +267,7 @@ class Conversation:
         return self._reply(keys=keys, args=[text, self.retention])
 
     def defer(self, openid: str, msg_id: str, text: str) -> tuple[str, str]:
-        """Reply `text` now and owe the answer: ('deferred', text), ('reply', decided) or ('ready', '')."""
+        """Reply `text` now and owe the answer: ('deferred', text), or ('reply', decided) if it was ready."""
         keys = [keyspace.message(openid, msg_id), keyspace.outbox(openid)]
         kind, reply = self._defer(keys=keys, args=[text, msg_id, self.retention])
         return kind, reply

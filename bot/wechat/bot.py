@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 
 from wechatpy.messages import BaseMessage
 
@@ -35,11 +36,11 @@ def message_id(message: BaseMessage) -> str:
 
 
 class Bot:
-    def __init__(self, svc: Services, courier: Courier, base_url: str):
+    def __init__(self, svc: Services, courier: Courier, base_url: Callable[[], str]):
         self.svc = svc
         self.courier = courier
         self.settings = svc.settings
-        self.base_url = (svc.settings.public_url or base_url).rstrip("/")
+        self.base_url = base_url  # computed only when a reply shows it
 
     def reply(self, message: BaseMessage, arrived: float | None = None) -> str | None:
         """The reply to one delivery: text, NO_REPLY, or None to stay silent so WeChat tries again."""
@@ -124,7 +125,7 @@ class Bot:
             status="已生成" if created else "",
             key=key,
             balance=info.balance if info else 0,
-            base=self.base_url,
+            base=(self.settings.public_url or self.base_url()).rstrip("/"),
         )
 
     def usage_reply(self, openid: str) -> str:

@@ -59,25 +59,26 @@ def split_parts(text: str, limit: int = PART_BYTES) -> list[str]:
 
 
 class LocalWaits:
-    """Events for model calls running in this process, so a delivery here need not poll Redis."""
+    """Model calls running in this process, so a delivery here waits on an event, not on Redis.
+
+    An entry lives while its call runs and hands the decided reply to the deliveries waiting on it;
+    a delivery that arrives after the call ended reads the reply from Redis."""
 
     def __init__(self) -> None:
-        self._events: dict[str, tuple[float, threading.Event]] = {}
-        self._lock = threading.Lock()
+        self._calls: dict[str, tuple[threading.Event, list[str]]] = {}
 
-    def start(self, key: str) -> threading.Event:
-        now = time.monotonic()
-        with self._lock:
-            for old in [k for k, (t, e) in self._events.items() if e.is_set() and now - t > 120]:
-                del self._events[old]
-            event = threading.Event()
-            self._events[key] = (now, event)
-            return event
+    def start(self, key: str) -> None:
+        self._calls[key] = (threading.Event(), [])
 
-    def get(self, key: str) -> threading.Event | None:
-        with self._lock:
-            entry = self._events.get(key)
-        return entry[1] if entry else None
+    def finish(self, key: str, reply: str | None) -> None:
+        entry = self._calls.pop(key, None)
+        if entry is not None:
+            if reply:
+                entry[1].append(reply)
+            entry[0].set()
+
+    def get(self, key: str) -> tuple[threading.Event, list[str]] | None:
+        return self._calls.get(key)
 
 
 class Courier:
@@ -91,16 +92,17 @@ class Courier:
     # --- deliveries -------------------------------------------------------------------------
 
     def await_reply(self, openid: str, msg_id: str, deliveries: int, arrived: float, chat: bool) -> str | None:
-        """Wait for the message's reply (or answer) until this delivery's window closes.
+        """Wait for the message's reply until this delivery's window closes.
 
         None: say nothing and let WeChat deliver the message again."""
         deadline = arrived + self.settings.wechat_window
-        event = self.waits.get(f"{openid}:{msg_id}")
+        local = self.waits.get(f"{openid}:{msg_id}")
+        if local is not None:  # the model call runs in this process: wait on it, not on Redis
+            event, decided = local
+            if event.wait(max(0.0, deadline - time.monotonic())) and decided:
+                return decided[0]
         while True:
-            remaining = deadline - time.monotonic()
-            if event is not None and remaining > 0:
-                event.wait(remaining)  # the model call runs in this process: no need to poll
-            reply = self.take(openid, msg_id)
+            reply = self.conv.decided_reply(openid, msg_id)
             if reply is not None:
                 return reply
             remaining = deadline - time.monotonic()
@@ -110,19 +112,7 @@ class Courier:
         if not chat or not (self.push_mode or deliveries >= DELIVERIES):
             return None
         kind, reply = self.conv.defer(openid, msg_id, NO_REPLY if self.push_mode else texts.THINKING)
-        if kind == "ready":
-            return self.take(openid, msg_id)
         logger.info("wechat %s msg %s: %s after %d deliveries", openid, msg_id, kind, deliveries)
-        return reply
-
-    def take(self, openid: str, msg_id: str) -> str | None:
-        """The reply, decided from the answer if it is ready; parts newly owed are pushed in push mode."""
-        taken = self.conv.take(openid, msg_id, texts.MORE)
-        if taken is None:
-            return None
-        reply, owed = taken
-        if owed and self.push_mode:
-            self._spawn(self.push, openid, owed)
         return reply
 
     def collect(self, openid: str, msg_id: str, question: str | None, turn: Turn | None = None) -> str:
@@ -146,24 +136,26 @@ class Courier:
     def start(self, openid: str, msg_id: str, question: str, turn: Turn | None = None) -> None:
         """Run the message's model call in the background: it outlives the delivery that started it.
         `turn`: the follower's model slot, if the claim took it; else the call waits for it."""
-        event = self.waits.start(f"{openid}:{msg_id}")
-        self._spawn(self._run, openid, msg_id, question, turn, event)
+        self.waits.start(f"{openid}:{msg_id}")
+        self._spawn(self._run, openid, msg_id, question, turn)
 
     def _spawn(self, target, *args) -> None:
         # Under gunicorn's gevent worker, threading is patched: this is a greenlet.
         threading.Thread(target=target, args=args, daemon=True).start()
 
-    def _run(self, openid: str, msg_id: str, question: str, turn: Turn | None, event: threading.Event) -> None:
+    def _run(self, openid: str, msg_id: str, question: str, turn: Turn | None) -> None:
+        reply = None
         try:
             answer, charge = self._answer(openid, msg_id, question, turn)
             parts = split_parts(answer)
-            deferred = self.conv.finish_turn(openid, msg_id, question, answer, charge, parts)
-            if deferred == 1 and self.push_mode:
-                self.push(openid, parts)
+            finished = self.conv.finish_turn(openid, msg_id, question, answer, charge, parts, texts.MORE)
+            reply = finished.reply
+            if finished.owed and self.push_mode:
+                self.push(openid, parts[-finished.owed :])
         except Exception:
             logger.exception("wechat %s msg %s: answering failed", openid, msg_id)
         finally:
-            event.set()
+            self.waits.finish(f"{openid}:{msg_id}", reply)
 
     def _answer(self, openid: str, msg_id: str, question: str, turn: Turn | None) -> tuple[str, int | None]:
         """The answer, and the tokens to charge (None: it failed, and records no turn)."""

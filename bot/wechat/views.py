@@ -59,7 +59,9 @@ def receive() -> Response:
         raise WebhookError(413, f"body over {MAX_BODY_BYTES} bytes") from None
     delivery = protocol.read(request.args, body)
     try:
-        text = Bot(services(), current_app.extensions["courier"], request.url_root).reply(delivery.message, arrived)
+        text = Bot(services(), current_app.extensions["courier"], lambda: request.url_root).reply(
+            delivery.message, arrived
+        )
     except redis.RedisError as error:
         logger.error("wechat reply for %s: redis unavailable (%s)", delivery.message.source, type(error).__name__)
         text = texts.BUSY

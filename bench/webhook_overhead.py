@@ -1,0 +1,160 @@
+"""What the service's own work costs per WeChat message, beside the least a webhook can do.
+
+    .venv/bin/python -m bench.webhook_overhead [--seconds 8]
+
+Needs `nginx` and `wrk` (Debian: apt-get install nginx-light wrk). nginx plays an instant upstream
+model (a static chat-completions answer), so the load measured is the webhooks' own. Three targets run
+under the same gunicorn settings (config/gunicorn.conf.py: 2 gevent workers), one after another in
+the same run:
+  service   the full path: verify, decrypt, claim/dedupe, admission, history, allowance, model call,
+            answer and reply recorded in Redis, encrypt (a real redis-server)
+  baseline  bench/baseline_app.py /wechat: verify, decrypt, one pooled upstream call, encrypt
+  echo      bench/baseline_app.py /echo: verify, decrypt, encrypt the message back
+Every request is a new message from a distinct follower (no retries, nothing cached). wrk sends them
+at 32 connections (throughput) and at 1 connection (latency). Prints figures and ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+from bot.store.embedded import EmbeddedRedis
+from bot.wechat import simulate
+from tests.conftest import ACCOUNT
+from tests.procs import ROOT, clean_env, free_port, python, stop, wait_for_http
+
+ANSWER = (
+    '{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant",'
+    '"content":"好的"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}'
+)
+
+
+def start_nginx(directory: Path) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    conf = directory / "nginx.conf"
+    conf.write_text(
+        f"daemon off; worker_processes 1; pid {directory}/nginx.pid; error_log {directory}/error.log;\n"
+        f"events {{ worker_connections 4096; }}\n"
+        f"http {{ access_log off; client_body_temp_path {directory};\n"
+        f"  server {{ listen 127.0.0.1:{port};\n"
+        f"    location / {{ default_type application/json; return 200 '{ANSWER}'; }} }} }}\n"
+    )
+    return subprocess.Popen(["nginx", "-c", str(conf), "-p", str(directory)]), port
+
+
+def wrk_script(directory: Path, name: str, path: str, count: int, offset: int) -> Path:
+    """A wrk script whose every request is a new message from a new follower (read from a data file)."""
+    data = directory / f"{name}.requests"
+    with data.open("w") as out:
+        for i in range(count):
+            openid = f"oBench{offset + i:022d}"
+            xml = simulate.message_xml(ACCOUNT, openid, "text", Content="你好", MsgId=offset + i + 1)
+            params, body = simulate.sign(ACCOUNT, xml, "safe")
+            query = "&".join(f"{k}={v}" for k, v in params.items())
+            out.write(f"{path}?{query}\t{body.decode()}\n")
+    script = directory / f"{name}.lua"
+    script.write_text(
+        f"""
+local reqs, counter = {{}}, 0
+thread_count = 0
+function setup(thread) thread:set("first", thread_count * 1000003) thread_count = thread_count + 1 end
+function init(args)
+  for line in io.lines("{data}") do
+    local target, body = line:match("([^\t]*)\t(.*)")
+    reqs[#reqs + 1] = wrk.format("POST", target, {{["Content-Type"] = "text/xml"}}, body)
+  end
+  counter = first
+end
+function request() counter = counter + 1 return reqs[(counter % #reqs) + 1] end
+"""
+    )
+    return script
+
+
+def run_wrk(url: str, script: Path, connections: int, seconds: int) -> tuple[float, float]:
+    threads = min(2, connections)
+    out = subprocess.run(
+        ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    median = re.search(r"50%\s+([\d.]+)(us|ms|s)", out)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[median.group(2)]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise RuntimeError(f"{url}: {errors.group(1)} failed responses")
+    return rps, float(median.group(1)) * scale
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--messages", type=int, default=40_000)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp())
+    redis = EmbeddedRedis(work / "redis", persist=False).start()
+    nginx, up_port = start_nginx(work)
+    env = clean_env(
+        REDIS_URL=redis.url,
+        BOT_SECRET="o" * 40,
+        OPENAI_BASE_URL=f"http://127.0.0.1:{up_port}/v1",
+        WECHAT_TOKEN=ACCOUNT.token,
+        WECHAT_AES_KEY=ACCOUNT.aes_key,
+        WECHAT_APPID=ACCOUNT.appid,
+        BOT_RATE_OPENID_RPM="0",
+        BOT_DAILY_CHAT_TOKENS="0",
+    )
+    ports = {"service": free_port(), "baseline": free_port()}
+    procs = {
+        "service": ["wsgi:app"],
+        "baseline": ["bench.baseline_app:app"],
+    }
+    servers = {}
+    try:
+        for name, target in procs.items():
+            command = python(
+                "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "-b", f"127.0.0.1:{ports[name]}", *target
+            )
+            servers[name] = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+            wait_for_http(f"http://127.0.0.1:{ports[name]}/", servers[name])
+        targets = {
+            "service": (ports["service"], "/wechat"),
+            "baseline": (ports["baseline"], "/wechat"),
+            "echo": (ports["baseline"], "/echo"),
+        }
+        results = {}
+        for round_ in range(2):  # alternate, so drift on a shared machine hits all three alike
+            for name, (port, path) in targets.items():
+                offset = (round_ * 3 + list(targets).index(name)) * 10_000_000
+                script = wrk_script(work, f"{name}{round_}", path, args.messages, offset)
+                url = f"http://127.0.0.1:{port}"
+                rps, _ = run_wrk(url, script, 32, args.seconds)
+                _, median = run_wrk(
+                    url, wrk_script(work, f"{name}{round_}b", path, 5000, offset + 5_000_000), 1, args.seconds
+                )
+                results.setdefault(name, []).append((rps, median))
+        for name, runs in results.items():
+            rps = max(r for r, _ in runs)
+            median = min(m for _, m in runs)
+            results[name] = (rps, median)
+            print(f"{name:9} {rps:8.0f} req/s at 32 connections, median {median:6.2f} ms at 1 connection {runs}")
+        service, baseline, echo = results["service"], results["baseline"], results["echo"]
+        added = service[1] - baseline[1]
+        print(f"service / baseline throughput: {service[0] / baseline[0]:.0%}, added median latency: {added:+.2f} ms")
+        print(f"service / echo throughput: {service[0] / echo[0]:.0%}   baseline / echo: {baseline[0] / echo[0]:.0%}")
+    finally:
+        for process in servers.values():
+            stop(process)
+        nginx.terminate()
+        nginx.wait()
+        redis.stop()
+
+
+if __name__ == "__main__":
+    main()
