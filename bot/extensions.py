@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import redis
 from flask import current_app
+from redis.cluster import RedisCluster
 
 from bot.chat.core import ChatService
 from bot.chat.providers import OfflineProvider, OpenAIProvider, Provider
@@ -42,10 +43,13 @@ class Services:
     wechat: WeChatProtocol | None
     wechat_client: SharedTokenClient | None
     conversation: Conversation
+    probe: redis.Redis | None = None  # /readyz's own client, with short timeouts
 
     def close(self) -> None:
         """Release every connection the app holds (tests and a clean shutdown)."""
         disconnect(self.redis)
+        if self.probe is not None:
+            disconnect(self.probe)
         session = getattr(self.provider, "session", None)
         if session is not None:
             session.close()
@@ -84,6 +88,13 @@ def build_services(settings: Settings) -> Services:
             idle_seconds=settings.history_idle_seconds,
         ),
         stats=Stats(client),
+        probe=connect(
+            settings.redis_url,
+            _cluster_mode(client),
+            settings.redis_sentinels,
+            settings.redis_sentinel_master,
+            probe=True,
+        ),
         wechat=WeChatProtocol(settings.wechat_token, settings.wechat_aes_key, settings.wechat_appid)
         if settings.wechat_token
         else None,
@@ -93,6 +104,11 @@ def build_services(settings: Settings) -> Services:
         if settings.wechat_appid and settings.wechat_secret
         else None,
     )
+
+
+def _cluster_mode(client) -> str:
+    """The probe client speaks what the main one found (no second detection round trip)."""
+    return "yes" if isinstance(client, RedisCluster) else "no"
 
 
 def services() -> Services:

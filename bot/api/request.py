@@ -7,11 +7,12 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Response, request
+from flask import Response, g, request
 
 from bot.errors import ChatError, Failure, shown
 from bot.extensions import services
 from bot.store.quota import KeyPayer
+from bot.store.vault import log_id
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ def fingerprint_of(key: Any, missing: Failure = Failure.MISSING_KEY) -> str:
     fingerprint = services().keys.fingerprint(key.strip())
     if fingerprint is None:
         raise ChatError(Failure.INVALID_KEY, "expected 'sk-' followed by 48 letters or digits")
+    g.log_id = log_id(fingerprint)  # the request's log line names the key by this, never the key
     return fingerprint
 
 

@@ -22,6 +22,7 @@ from bot.chat.core import AnswerStream
 from bot.chat.sse import event
 from bot.errors import ChatError, Failure, shown
 from bot.extensions import services
+from bot.observe import note_content
 from bot.store.vault import log_id
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ def openai_chat_completions() -> Response:
 
 def _serve(fingerprint: str, req: ChatRequest) -> Response:
     started, svc = time.monotonic(), services()
+    note_content(req.turns[-1].content)
     payer = key_payer(fingerprint, req.user)
     try:
         if req.stream:

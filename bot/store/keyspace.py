@@ -99,6 +99,11 @@ def follower_day(openid: str, day: str) -> str:
     return f"{_follower(openid)}:day:{day}"
 
 
+def readiness() -> str:
+    """Written by /readyz: proof that Redis takes writes (a replica after a failover does not)."""
+    return f"{PREFIX}:{{ops}}:ready"
+
+
 def _digest(value: str) -> str:
     # A `user` value is any string a developer chose: hashing keeps braces and colons out of keys.
     return hashlib.sha256(value.encode()).hexdigest()[:32]

@@ -94,6 +94,8 @@ class KeyPayer:
     and counted in the same script, so a request costs Redis two round trips, reserve and settle.
     """
 
+    kind = "key"  # on /metrics: tokens charged to API keys
+
     def __init__(self, ledger: KeyLedger, fingerprint: str, user: str | None = None, user_blocked: bool = False):
         self.ledger = ledger
         self.fingerprint = fingerprint
@@ -175,6 +177,8 @@ class Allowances:
 
 class DailyAllowance:
     """A follower paying for one WeChat chat turn out of today's allowance: reserve, then settle."""
+
+    kind = "follower"  # on /metrics: tokens charged to followers' daily allowance
 
     def __init__(self, allowances: Allowances, openid: str):
         self.allowances = allowances
