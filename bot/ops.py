@@ -23,6 +23,8 @@ from bot.extensions import services
 from bot.store import keyspace
 
 bp = Blueprint("ops", __name__)
+# Private ranges (RFC 1918, IPv6 unique local): a scraper inside the operator's network.
+_INTERNAL = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"))
 
 
 @bp.get("/healthz")
@@ -80,4 +82,4 @@ def _may_read_metrics() -> bool:
         address = ipaddress.ip_address(request.remote_addr or "")
     except ValueError:
         return False
-    return address.is_loopback or address.is_private
+    return address.is_loopback or any(address in network for network in _INTERNAL)
