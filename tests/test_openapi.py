@@ -9,6 +9,8 @@ bodies a 400, so schemathesis's positive/negative-acceptance checks are not run.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -21,7 +23,8 @@ from schemathesis.specs.openapi.checks import (
 
 from bot.extensions import services
 
-EXAMPLES = 40  # per operation and mode: the whole run stays well under a minute
+# Per operation and mode: the whole run stays well under a minute (FUZZ_EXAMPLES=500 for a long hunt).
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "40"))
 
 
 def test_the_document_is_served_and_describes_both_doors(client):
