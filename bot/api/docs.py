@@ -1,4 +1,4 @@
-"""`GET /api/v1/openapi.json`: the OpenAPI 3.0 document of both JSON doors (bot/api/openapi.json).
+"""`GET /api/v1/openapi.json`: the OpenAPI 3.1 document of both JSON doors (bot/api/openapi.json).
 
 Hand-written beside the code it describes; tests/test_openapi.py fuzzes the doors against it.
 """
