@@ -75,7 +75,7 @@ def build_services(settings: Settings) -> Services:
         redis=client,
         provider=provider,
         chat=ChatService(provider, settings.system_prompt, settings.answer_tokens),
-        keys=KeyStore(client, Vault(settings.bot_secret), settings.key_grant_tokens),
+        keys=KeyStore(client, Vault(settings.bot_secret, settings.bot_secret_previous), settings.key_grant_tokens),
         ledger=KeyLedger(client, settings.limits.key_rpm, settings.limits.user_rpm),
         blocks=Blocklist(client),
         followers=FollowerGate(client, settings.limits.openid_rpm),
@@ -95,7 +95,9 @@ def build_services(settings: Settings) -> Services:
             settings.redis_sentinel_master,
             probe=True,
         ),
-        wechat=WeChatProtocol(settings.wechat_token, settings.wechat_aes_key, settings.wechat_appid)
+        wechat=WeChatProtocol(
+            settings.wechat_token, settings.wechat_aes_key, settings.wechat_appid, settings.wechat_aes_key_previous
+        )
         if settings.wechat_token
         else None,
         wechat_client=SharedTokenClient(

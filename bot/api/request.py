@@ -96,7 +96,7 @@ def fingerprint_of(key: Any, missing: Failure = Failure.MISSING_KEY) -> str:
         raise ChatError(missing)
     if not isinstance(key, str):
         raise ChatError(Failure.INVALID_KEY, f"the key must be a string, got {type(key).__name__}")
-    fingerprint = services().keys.fingerprint(key.strip())
+    fingerprint = services().keys.lookup(key.strip())
     if fingerprint is None:
         raise ChatError(Failure.INVALID_KEY, "expected 'sk-' followed by 48 letters or digits")
     g.log_id = log_id(fingerprint)  # the request's log line names the key by this, never the key

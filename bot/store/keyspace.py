@@ -39,6 +39,11 @@ def account(openid: str) -> str:
     return f"{_follower(openid)}:account"
 
 
+def accounts_pattern() -> str:
+    """SCAN pattern of every follower's account hash (re-sealing keys after a secret rotation)."""
+    return f"{PREFIX}:{{u:*}}:account"
+
+
 def history(openid: str) -> str:
     """The follower's dialogue with the bot on WeChat."""
     return f"{_follower(openid)}:history"
