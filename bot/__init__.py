@@ -42,6 +42,9 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
 
 
 def _configure_logging(settings: Settings) -> None:
+    from bot.observe import install_log_context
+
+    install_log_context()  # before any handler whose format names %(request_id)s sees a record
     root = logging.getLogger()
     if not root.handlers:
         logging.basicConfig(

@@ -30,7 +30,7 @@ def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 30.0) ->
         try:
             requests.get(url, timeout=1)
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # bound, but no worker has booted yet
             time.sleep(0.1)
     raise RuntimeError(f"{url} did not answer within {timeout}s")
 

@@ -211,8 +211,9 @@ def test_wechat_request_lines_name_the_follower_and_drop_the_query(client, caplo
 
 @pytest.mark.slow
 def test_metrics_under_gunicorn_add_up_both_workers(tmp_path, redis_server, upstream_server):
-    server = Gunicorn(tmp_path, redis_server.url, upstream_server.url, WEB_CONCURRENCY="2").start()
+    server = Gunicorn(tmp_path, redis_server.url, upstream_server.url, WEB_CONCURRENCY="2")
     try:
+        server.start()
         seen: set[int] = set()
         for _ in range(200):
             requests.get(server.url + "/healthz", headers={"Connection": "close"}, timeout=5)
