@@ -28,18 +28,25 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
 
     app.extensions["courier"] = Courier(svc, svc.conversation, LocalWaits())
 
-    from bot import cli, errors_http
+    from bot import cli, errors_http, observe, ops
     from bot.api import bp as api_bp
     from bot.wechat.views import bp as wechat_bp
 
     app.register_blueprint(api_bp)
     app.register_blueprint(wechat_bp)
+    app.register_blueprint(ops.bp)
+    observe.register(app, settings.log_content)
     errors_http.register(app)
     cli.register(app)
     return app
 
 
 def _configure_logging(settings: Settings) -> None:
+    from bot.observe import install_log_context
+
+    install_log_context()  # before any handler whose format names %(request_id)s sees a record
     root = logging.getLogger()
     if not root.handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+        )

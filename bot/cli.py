@@ -28,7 +28,7 @@ def _openid(value: str) -> str:
 def _resolve(target: str) -> str:
     """The fingerprint of an openid's key or of a key given in full."""
     store = services().keys
-    fingerprint = store.fingerprint(target) if target.startswith("sk-") else store.fingerprint_of(_openid(target))
+    fingerprint = store.lookup(target) if target.startswith("sk-") else store.fingerprint_of(_openid(target))
     if not fingerprint or store.info(fingerprint) is None:
         raise click.ClickException(
             f"no active key for {target[:6]}…" if target.startswith("sk-") else f"no key for {target}"
@@ -80,6 +80,21 @@ def grant_tokens(target: str, tokens: int) -> None:
     """Add TOKENS to a key's balance (TARGET: an openid or the key itself)."""
     balance = services().keys.grant(_resolve(target), tokens)
     click.echo(f"balance is now {balance}")
+
+
+@keys_cli.command("reseal")
+def reseal_keys() -> None:
+    """Move every key to the current BOT_SECRET (after a rotation, with BOT_SECRET_PREVIOUS set)."""
+    if services().keys.vault.previous is None:
+        click.echo(
+            "BOT_SECRET_PREVIOUS is not set: keys sealed under another secret will count as unreadable", err=True
+        )
+    report = services().keys.reseal()
+    click.echo(f"moved {report.moved}, already current {report.current}, unreadable {report.unreadable}")
+    if report.unreadable:
+        raise click.ClickException(
+            "some keys are sealed under neither secret: `keys rotate OPENID` gives them new ones"
+        )
 
 
 @block_cli.command("user")

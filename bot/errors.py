@@ -50,3 +50,15 @@ class ChatError(Exception):
         self.failure = failure
         self.message = message
         self.retry_after = retry_after
+
+
+SHOWN_CHARS = 60
+
+
+def shown(value: object) -> str:
+    """A caller's value as an error message quotes it: repr, cut short (a body may be 256 KiB deep)."""
+    try:
+        text = repr(value)
+    except RecursionError:
+        text = f"<deeply nested {type(value).__name__}>"
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"

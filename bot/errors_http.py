@@ -8,6 +8,7 @@ import redis
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from bot import metrics
 from bot.api.openai_format import error_response as openai_error_response
 from bot.errors import ChatError, Failure
 
@@ -26,6 +27,7 @@ def failure_response(failure: Failure, message: str | None = None, retry_after: 
 
     On the OpenAI-compatible door (`/v1/…`) the same failure takes OpenAI's shape instead.
     """
+    g.failure = failure  # the request's outcome on /metrics and in its log line
     if g.get("error_shape", "openai" if request.path.startswith("/v1/") else "spec") == "openai":
         return openai_error_response(failure, message or failure.default_message, retry_after)
     response = jsonify(code=failure.code, msg=message or failure.default_message)
@@ -51,6 +53,7 @@ def register(app: Flask) -> None:
     @app.errorhandler(redis.RedisError)
     def on_redis_error(error: redis.RedisError):
         logger.error("redis unavailable on %s %s: %s", request.method, request.path, type(error).__name__)
+        metrics.count_redis_error(metrics.door_of(request.path))
         if _wants_json():
             return failure_response(Failure.SERVICE_UNAVAILABLE)
         return Response("service unavailable\n", 503, mimetype="text/plain")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import redis
 from flask import current_app
+from redis.cluster import RedisCluster
 
 from bot.chat.core import ChatService
 from bot.chat.providers import OfflineProvider, OpenAIProvider, Provider
@@ -39,10 +40,13 @@ class Services:
     wechat: WeChatProtocol | None
     wechat_client: SharedTokenClient | None
     conversation: Conversation
+    probe: redis.Redis | None = None  # /readyz's own client, with short timeouts
 
     def close(self) -> None:
         """Release every connection the app holds (tests and a clean shutdown)."""
         disconnect(self.redis)
+        if self.probe is not None:
+            disconnect(self.probe)
         session = getattr(self.provider, "session", None)
         if session is not None:
             session.close()
@@ -68,7 +72,7 @@ def build_services(settings: Settings) -> Services:
         redis=client,
         provider=provider,
         chat=ChatService(provider, settings.system_prompt, settings.answer_tokens),
-        keys=KeyStore(client, Vault(settings.bot_secret), settings.key_grant_tokens),
+        keys=KeyStore(client, Vault(settings.bot_secret, settings.bot_secret_previous), settings.key_grant_tokens),
         ledger=KeyLedger(client, settings.limits.key_rpm, settings.limits.user_rpm),
         blocks=Blocklist(client),
         history=HistoryStore(client, settings.history_idle_seconds),
@@ -80,7 +84,16 @@ def build_services(settings: Settings) -> Services:
             rpm=settings.limits.openid_rpm,
         ),
         stats=Stats(client),
-        wechat=WeChatProtocol(settings.wechat_token, settings.wechat_aes_key, settings.wechat_appid)
+        probe=connect(
+            settings.redis_url,
+            _cluster_mode(client),
+            settings.redis_sentinels,
+            settings.redis_sentinel_master,
+            probe=True,
+        ),
+        wechat=WeChatProtocol(
+            settings.wechat_token, settings.wechat_aes_key, settings.wechat_appid, settings.wechat_aes_key_previous
+        )
         if settings.wechat_token
         else None,
         wechat_client=SharedTokenClient(
@@ -89,6 +102,11 @@ def build_services(settings: Settings) -> Services:
         if settings.wechat_appid and settings.wechat_secret
         else None,
     )
+
+
+def _cluster_mode(client) -> str:
+    """The probe client speaks what the main one found (no second detection round trip)."""
+    return "yes" if isinstance(client, RedisCluster) else "no"
 
 
 def services() -> Services:

@@ -5,8 +5,11 @@ which sync or thread workers cannot do on 2 cores. Every blocking call the app m
 redis-py) yields to other greenlets once gevent has patched the standard library.
 """
 
+import glob
 import os
+import shutil
 import sys
+import tempfile
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 worker_class = "gevent"
@@ -37,3 +40,36 @@ def on_starting(server):
     if settings.offline:
         server.log.warning(OFFLINE_WARNING)
     os.environ["BOT_STARTUP_CHECKED"] = "1"
+    _metrics_dir(server)
+
+
+def _metrics_dir(server) -> None:
+    """Every worker writes its /metrics samples here, so that any worker can answer for all of them.
+
+    The operator's PROMETHEUS_MULTIPROC_DIR is emptied of the last run's files; without one a fresh
+    temporary directory is made and removed at exit. Set before any worker imports prometheus_client.
+    """
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        for stale in glob.glob(os.path.join(directory, "*.db")):
+            os.remove(stale)
+    else:
+        directory = tempfile.mkdtemp(prefix="xiaoyi-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        _created.append(directory)
+
+
+_created: list[str] = []
+
+
+def child_exit(server, worker):
+    """A dead worker's live gauges stop counting; its counters stay in the totals."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    for directory in _created:
+        shutil.rmtree(directory, ignore_errors=True)

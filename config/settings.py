@@ -65,6 +65,11 @@ class Settings:
     wechat_window: float
     reply_retention_seconds: int
     limits: Limits
+    # Operations: secret rotation, /metrics, request logs (see the README's Operations section)
+    bot_secret_previous: str = ""
+    wechat_aes_key_previous: str = ""
+    metrics_token: str = ""
+    log_content: bool = False
 
     @property
     def dev(self) -> bool:
@@ -182,7 +187,30 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_body_bytes=read.int("BOT_MAX_BODY_BYTES", 256 * 1024, 1024, 64 * 1024 * 1024),
         **_wechat(read),
         limits=_limits(read),
+        **_operations(read, env),
     )
+
+
+def _operations(read: _Reader, env: str) -> dict:
+    previous = read.str("BOT_SECRET_PREVIOUS")
+    if previous and len(previous) < MIN_SECRET_LENGTH and env != "dev":
+        raise ConfigError("BOT_SECRET_PREVIOUS", f"must be at least {MIN_SECRET_LENGTH} characters")
+    aes_previous = read.str("WECHAT_AES_KEY_PREVIOUS")
+    if aes_previous and not _valid_aes_key(aes_previous):
+        raise ConfigError("WECHAT_AES_KEY_PREVIOUS", "must be a 43-character EncodingAESKey (the one replaced)")
+    return {
+        "bot_secret_previous": previous,
+        "wechat_aes_key_previous": aes_previous,
+        "metrics_token": read.str("BOT_METRICS_TOKEN"),
+        "log_content": read.choice("BOT_LOG_CONTENT", "0", ("0", "1")) == "1",
+    }
+
+
+def _valid_aes_key(key: str) -> bool:
+    try:
+        return len(key) == 43 and len(base64.b64decode(key + "=", validate=True)) == 32
+    except ValueError:
+        return False
 
 
 DEFAULT_KEY_KEYWORDS = "key,apikey,api key,密钥,获取key"
@@ -192,11 +220,7 @@ def _wechat(read: _Reader) -> dict:
     aes_key = read.str("WECHAT_AES_KEY")
     appid = read.str("WECHAT_APPID")
     if aes_key:
-        try:
-            valid = len(aes_key) == 43 and len(base64.b64decode(aes_key + "=", validate=True)) == 32
-        except ValueError:
-            valid = False
-        if not valid:
+        if not _valid_aes_key(aes_key):
             raise ConfigError("WECHAT_AES_KEY", "must be the 43-character EncodingAESKey from the WeChat console")
         if not appid:
             raise ConfigError("WECHAT_APPID", "is required when WECHAT_AES_KEY is set (it is inside every ciphertext)")

@@ -40,10 +40,22 @@ def spec(server, key, question="hi"):
     return post(server.url + "/api/v1/chat/completions", body)
 
 
+def settled_count(server) -> int:
+    """Requests in the access log once it stops growing: gunicorn logs a request after answering it,
+    so the last request's line may land after its response did (and must not count as the next's)."""
+    count = len(server.served())
+    for _ in range(20):
+        time.sleep(0.05)
+        if len(server.served()) == count:
+            break
+        count = len(server.served())
+    return count
+
+
 def statuses_until_both_workers(server, send, limit=300):
     """Send requests until both workers have answered one; the statuses seen, per worker."""
     seen: dict[int, set[int]] = {}
-    start = len(server.served())
+    start = settled_count(server)
     for _ in range(limit):
         send()
         seen = {}

@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__)
 
-from bot.api import chat, v1  # noqa: E402,F401  (registers the routes on bp)
+from bot.api import chat, docs, v1  # noqa: E402,F401  (registers the routes on bp)

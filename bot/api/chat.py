@@ -22,6 +22,7 @@ from bot.chat.dialogue import parse_dialogue
 from bot.chat.sse import event
 from bot.errors import ChatError
 from bot.extensions import services
+from bot.observe import note_content
 from bot.store.vault import log_id
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ def serve(body: dict[str, Any]) -> Response:
     stream, user = read_stream_flag(body), read_user(body)
     fingerprint = fingerprint_of(body.get("api_secret_key"))
     turns = parse_dialogue(body.get("messages"))
+    note_content(turns[-1].content)
     chat, payer = services().chat, key_payer(fingerprint, user)
     try:
         answer = chat.stream(turns, payer) if stream else chat.complete(turns, payer)

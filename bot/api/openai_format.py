@@ -16,7 +16,7 @@ from flask import Response, jsonify
 from bot.api.request import read_stream_flag, read_user
 from bot.chat.core import Completion, Options
 from bot.chat.dialogue import Turn, parse_with_system
-from bot.errors import ChatError, Failure
+from bot.errors import ChatError, Failure, shown
 
 # Failure → (HTTP status, OpenAI error type, OpenAI error code), as OpenAI's API answers them.
 # Out of balance is OpenAI's 429 insufficient_quota, which its SDKs raise as RateLimitError.
@@ -71,7 +71,7 @@ def parse_request(body: dict[str, Any], default_model: str) -> ChatRequest:
         raise ChatError(Failure.BAD_REQUEST, f"model must be a string, got {type(model).__name__}")
     n = body.get("n")
     if n not in (None, 1) or isinstance(n, bool):
-        raise ChatError(Failure.BAD_REQUEST, f"n must be 1 (one answer per request), got {n!r}")
+        raise ChatError(Failure.BAD_REQUEST, f"n must be 1 (one answer per request), got {shown(n)}")
     system, turns = parse_with_system(_flatten(body.get("messages")))
     stream = read_stream_flag(body)
     options = Options(
@@ -88,9 +88,9 @@ def _number(body: dict[str, Any], name: str, low: float, high: float) -> float |
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ChatError(Failure.BAD_REQUEST, f"{name} must be a number, got {value!r}")
+        raise ChatError(Failure.BAD_REQUEST, f"{name} must be a number, got {shown(value)}")
     if not low <= value <= high:
-        raise ChatError(Failure.BAD_REQUEST, f"{name} must be between {low:g} and {high:g}, got {value!r}")
+        raise ChatError(Failure.BAD_REQUEST, f"{name} must be between {low:g} and {high:g}, got {shown(value)}")
     return float(value)
 
 
@@ -100,7 +100,7 @@ def _max_tokens(body: dict[str, Any]) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ChatError(Failure.BAD_REQUEST, f"{name} must be a positive integer, got {value!r}")
+        raise ChatError(Failure.BAD_REQUEST, f"{name} must be a positive integer, got {shown(value)}")
     return value
 
 
@@ -111,7 +111,8 @@ def _include_usage(body: dict[str, Any], stream: bool) -> bool:
     if not stream:
         raise ChatError(Failure.BAD_REQUEST, "stream_options is only allowed with stream: true")
     if not isinstance(options, dict) or not isinstance(options.get("include_usage", False), bool):
-        raise ChatError(Failure.BAD_REQUEST, f"stream_options must be like {{'include_usage': true}}, got {options!r}")
+        detail = f"stream_options must be like {{'include_usage': true}}, got {shown(options)}"
+        raise ChatError(Failure.BAD_REQUEST, detail)
     return options.get("include_usage", False)
 
 
@@ -130,7 +131,8 @@ def _flatten_one(i: int, message: dict[str, Any]) -> dict[str, Any]:
     for j, part in enumerate(message["content"]):
         kind = part.get("type") if isinstance(part, dict) else type(part).__name__
         if kind != "text" or not isinstance(part.get("text"), str):
-            raise ChatError(Failure.INVALID_MESSAGES, f"messages[{i}].content[{j}] must be a text part, got {kind!r}")
+            detail = f"messages[{i}].content[{j}] must be a text part, got {shown(kind)}"
+            raise ChatError(Failure.INVALID_MESSAGES, detail)
         texts.append(part["text"])
     return {**message, "content": "".join(texts)}
 

@@ -7,15 +7,17 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Response, request
+from flask import Response, g, request
 
-from bot.errors import ChatError, Failure
+from bot.errors import ChatError, Failure, shown
 from bot.extensions import services
 from bot.store.quota import KeyPayer
+from bot.store.vault import log_id
 
 logger = logging.getLogger(__name__)
 
 MAX_USER_CHARS = 256
+_A_KEY = "\x00key"  # a path step naming an object's key rather than its value
 
 
 def read_json_object() -> dict[str, Any]:
@@ -28,9 +30,45 @@ def read_json_object() -> dict[str, Any]:
     except ValueError as exc:
         detail = f"invalid JSON at line {exc.lineno} column {exc.colno}" if hasattr(exc, "lineno") else "invalid JSON"
         raise ChatError(Failure.BAD_REQUEST, detail) from None
+    except RecursionError:  # `[[[[…` a hundred thousand deep: the parser's stack, not ours to give
+        raise ChatError(Failure.BAD_REQUEST, "JSON nested too deeply") from None
     if not isinstance(body, dict):
         raise ChatError(Failure.BAD_REQUEST, f"expected a JSON object, got {type(body).__name__}")
+    where = _lone_surrogate(body)
+    if where is not None:
+        raise ChatError(Failure.BAD_REQUEST, f"{where} is not valid Unicode (a lone surrogate \\u escape)")
     return body
+
+
+def _lone_surrogate(body: dict[str, Any]) -> str | None:
+    """Where a string holds a lone surrogate (JSON's "\\ud800"): no UTF-8 can carry it onward."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(body, ())]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, str):
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                return _path_text(path) or "body"
+        elif isinstance(value, dict):
+            stack.extend((k, (*path, _A_KEY)) for k in value)
+            stack.extend((v, (*path, k)) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, (*path, i)) for i, v in enumerate(value))
+    return None
+
+
+def _path_text(path: tuple[str | int, ...]) -> str:
+    """messages[2].content, as the other errors name a place."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part == _A_KEY:
+            text += " (a key)"
+        else:
+            text += ("." if text else "") + (part if part.isascii() and part.isidentifier() else shown(part))
+    return text
 
 
 def read_stream_flag(body: dict[str, Any]) -> bool:
@@ -38,7 +76,7 @@ def read_stream_flag(body: dict[str, Any]) -> bool:
     if stream is None:
         return False
     if not isinstance(stream, bool):
-        raise ChatError(Failure.BAD_REQUEST, f"stream must be true or false, got {stream!r}")
+        raise ChatError(Failure.BAD_REQUEST, f"stream must be true or false, got {shown(stream)}")
     return stream
 
 
@@ -58,9 +96,10 @@ def fingerprint_of(key: Any, missing: Failure = Failure.MISSING_KEY) -> str:
         raise ChatError(missing)
     if not isinstance(key, str):
         raise ChatError(Failure.INVALID_KEY, f"the key must be a string, got {type(key).__name__}")
-    fingerprint = services().keys.fingerprint(key.strip())
+    fingerprint = services().keys.lookup(key.strip())
     if fingerprint is None:
         raise ChatError(Failure.INVALID_KEY, "expected 'sk-' followed by 48 letters or digits")
+    g.log_id = log_id(fingerprint)  # the request's log line names the key by this, never the key
     return fingerprint
 
 

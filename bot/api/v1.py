@@ -20,8 +20,9 @@ from bot.api.openai_format import ChatRequest, chat_id, chunk, completion_body, 
 from bot.api.request import event_stream, fingerprint_of, key_payer, read_json_object
 from bot.chat.core import AnswerStream
 from bot.chat.sse import event
-from bot.errors import ChatError, Failure
+from bot.errors import ChatError, Failure, shown
 from bot.extensions import services
+from bot.observe import note_content
 from bot.store.vault import log_id
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ def openai_chat_completions() -> Response:
 
 def _serve(fingerprint: str, req: ChatRequest) -> Response:
     started, svc = time.monotonic(), services()
+    note_content(req.turns[-1].content)
     payer = key_payer(fingerprint, req.user)
     try:
         if req.stream:
@@ -104,7 +106,7 @@ def list_models() -> Response:
 def retrieve_model(model_id: str) -> Response:
     _require_active_key()
     if model_id != services().settings.openai_model:
-        raise ChatError(Failure.NOT_FOUND, f"no model {model_id!r}; this service offers only /v1/models")
+        raise ChatError(Failure.NOT_FOUND, f"no model {shown(model_id)}; this service offers only /v1/models")
     return jsonify(_model(model_id))
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from bot import metrics
 from bot.chat.dialogue import MAX_CHARS, Turn, trim_dialogue
 from bot.chat.providers import Pieces, Provider
 from bot.chat.usage import Usage, estimate_tokens
@@ -70,6 +71,13 @@ class Prepared:
         return self.reserved - self.prompt_tokens
 
 
+def charge(payer: Payer, reserved: int, actual: int) -> int:
+    """Settle a reservation at the actual usage, and count what was charged on /metrics."""
+    charged = payer.settle(reserved, actual)
+    metrics.count_tokens(charged, getattr(payer, "kind", "other"))
+    return charged
+
+
 def new_completion_id() -> str:
     return "as-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(10))
 
@@ -84,12 +92,13 @@ class ChatService:
         """Answer the last user turn of a validated dialogue, charging `payer` what it used."""
         ready = self.prepare(turns, payer, options)
         try:
-            reply = self.provider.complete(ready.messages, ready.answer_tokens, options.sampling())
+            with metrics.timed_upstream():
+                reply = self.provider.complete(ready.messages, ready.answer_tokens, options.sampling())
         except BaseException:  # includes a greenlet killed mid-call: the caller pays nothing
             payer.settle(ready.reserved, 0)
             raise
         usage = Usage(ready.prompt_tokens, estimate_tokens(reply.content))
-        payer.settle(ready.reserved, usage.total_tokens)
+        charge(payer, ready.reserved, usage.total_tokens)
         return Completion(
             new_completion_id(), int(time.time()), reply.content, reply.finish_reason, usage, ready.dialogue
         )
@@ -102,8 +111,9 @@ class ChatService:
         """
         ready = self.prepare(turns, payer, options)
         try:
-            pieces = self.provider.stream(ready.messages, ready.answer_tokens, options.sampling())
-            first = next(pieces)
+            with metrics.timed_upstream():
+                pieces = self.provider.stream(ready.messages, ready.answer_tokens, options.sampling())
+                first = next(pieces)
         except BaseException:
             payer.settle(ready.reserved, 0)
             raise
@@ -158,4 +168,4 @@ class AnswerStream:
         self._settled = True
         self._pieces.close()
         self.usage = Usage(self._ready.prompt_tokens, estimate_tokens("".join(self._produced)))
-        self._payer.settle(self._ready.reserved, self.usage.total_tokens)
+        charge(self._payer, self._ready.reserved, self.usage.total_tokens)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.errors import ChatError, Failure
+from bot.errors import ChatError, Failure, shown
 
 MAX_CHARS = 2000
 MAX_MESSAGES = 1000
@@ -38,7 +38,7 @@ def _parse_turn(i: int, item: Any, expected: str) -> Turn:
         raise _invalid(f"messages[{i}] must be an object, got {type(item).__name__}")
     role, content = item.get("role"), item.get("content")
     if role != expected:
-        raise _invalid(f"messages[{i}].role must be {expected!r}, got {role!r}")
+        raise _invalid(f"messages[{i}].role must be {expected!r}, got {shown(role)}")
     if not isinstance(content, str):
         raise _invalid(f"messages[{i}].content must be a string, got {type(content).__name__}")
     if not content.strip():

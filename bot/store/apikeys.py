@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 import redis
 
 from bot.store import keyspace
+from bot.store.rekey import KeyMigration, ResealReport
 from bot.store.vault import Vault, log_id
 
 logger = logging.getLogger(__name__)
@@ -78,10 +79,23 @@ class KeyStore:
         self._claim = client.register_script(_CLAIM_ACCOUNT)
         self._retire = client.register_script(_RETIRE_KEY)
         self._grant = client.register_script(_GRANT)
+        self.migration = KeyMigration(client, vault)
 
     def fingerprint(self, api_key: str) -> str | None:
         """The fingerprint of a well-formed key, or None for anything that cannot be a key."""
         return self.vault.fingerprint(api_key) if KEY_RE.match(api_key) else None
+
+    def lookup(self, api_key: str) -> str | None:
+        """The fingerprint a request's key is found under; during a BOT_SECRET rotation (previous
+        secret set) a key still indexed under the previous secret is moved on this first use."""
+        fp = self.fingerprint(api_key)
+        if fp and self.vault.previous is not None and not self.active(fp):
+            self.migration.adopt(api_key, today())
+        return fp
+
+    def reseal(self) -> ResealReport:
+        """Move every key to the current BOT_SECRET at once."""
+        return self.migration.reseal_all(today())
 
     def _create(self, openid: str, balance: int) -> tuple[str, str]:
         key = new_key()

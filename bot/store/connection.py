@@ -21,23 +21,28 @@ POOL_SIZE = 64
 POOL_TIMEOUT = 5.0
 SOCKET_TIMEOUT = 5.0
 _OPTIONS = {"socket_timeout": SOCKET_TIMEOUT, "socket_connect_timeout": 2.0, "decode_responses": True}
+# A readiness probe must answer within a load balancer's check: a few connections, 1-second waits.
+PROBE_TIMEOUT = 1.0
+_PROBE = {"socket_timeout": PROBE_TIMEOUT, "socket_connect_timeout": PROBE_TIMEOUT, "decode_responses": True}
 
 
-def connect(url: str, cluster: str = "auto", sentinels: tuple[str, ...] = (), sentinel_master: str = ""):
-    """A client for `url` (redis://, rediss:// or unix://), or for the Sentinel-monitored master."""
+def connect(
+    url: str, cluster: str = "auto", sentinels: tuple[str, ...] = (), sentinel_master: str = "", probe: bool = False
+):
+    """A client for `url` (redis://, rediss:// or unix://), or for the Sentinel-monitored master.
+
+    `probe`: a small client with short timeouts, for health checks that must answer fast.
+    """
+    options, size, wait = (_PROBE, 4, PROBE_TIMEOUT) if probe else (_OPTIONS, POOL_SIZE, POOL_TIMEOUT)
     if sentinels:
         hosts = [(h.rsplit(":", 1)[0], int(h.rsplit(":", 1)[1])) for h in sentinels]
-        sentinel = Sentinel(hosts, sentinel_kwargs={"socket_timeout": 2.0}, **_OPTIONS)
-        return sentinel.master_for(sentinel_master, max_connections=POOL_SIZE)
+        sentinel = Sentinel(hosts, sentinel_kwargs={"socket_timeout": 2.0}, **options)
+        return sentinel.master_for(sentinel_master, max_connections=size)
     if cluster == "yes" or (cluster == "auto" and _is_cluster(url)):
         return RedisCluster.from_url(
-            url,
-            connection_pool_class=redis.BlockingConnectionPool,
-            max_connections=POOL_SIZE,
-            timeout=POOL_TIMEOUT,
-            **_OPTIONS,
+            url, connection_pool_class=redis.BlockingConnectionPool, max_connections=size, timeout=wait, **options
         )
-    pool = redis.BlockingConnectionPool.from_url(url, max_connections=POOL_SIZE, timeout=POOL_TIMEOUT, **_OPTIONS)
+    pool = redis.BlockingConnectionPool.from_url(url, max_connections=size, timeout=wait, **options)
     return redis.Redis(connection_pool=pool)
 
 

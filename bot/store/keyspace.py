@@ -39,6 +39,11 @@ def account(openid: str) -> str:
     return f"{_follower(openid)}:account"
 
 
+def accounts_pattern() -> str:
+    """SCAN pattern of every follower's account hash (re-sealing keys after a secret rotation)."""
+    return f"{PREFIX}:{{u:*}}:account"
+
+
 def history(openid: str) -> str:
     """The follower's dialogue with the bot on WeChat."""
     return f"{_follower(openid)}:history"
@@ -97,6 +102,11 @@ def follower_rate(openid: str) -> str:
 def follower_day(openid: str, day: str) -> str:
     """Hash of the follower's WeChat chat on one day (YYYYMMDD, China time): used (tokens), messages."""
     return f"{_follower(openid)}:day:{day}"
+
+
+def readiness() -> str:
+    """Written by /readyz: proof that Redis takes writes (a replica after a failover does not)."""
+    return f"{PREFIX}:{{ops}}:ready"
 
 
 def _digest(value: str) -> str:

@@ -95,6 +95,8 @@ class KeyPayer:
     and counted in the same script, so a request costs Redis two round trips, reserve and settle.
     """
 
+    kind = "key"  # on /metrics: tokens charged to API keys
+
     def __init__(self, ledger: KeyLedger, fingerprint: str, user: str | None = None, user_blocked: bool = False):
         self.ledger = ledger
         self.fingerprint = fingerprint
@@ -136,6 +138,8 @@ class TurnAllowance:
     no other turn of theirs can spend it meanwhile: checking it here is exact, and the charge is
     recorded with the turn itself, in the same script. An answer longer than what was left is
     counted in full, so a day can pass the cap by one answer; the next question is then refused."""
+
+    kind = "follower"  # on /metrics: tokens charged to followers' daily allowance
 
     def __init__(self, cap: int, used_today: int):
         self.cap = cap

@@ -19,9 +19,12 @@ def _derive(secret: str, label: str) -> bytes:
 
 
 class Vault:
-    def __init__(self, secret: str):
+    def __init__(self, secret: str, previous: str = ""):
         self._index_key = _derive(secret, "bot/api-key-index/v1")
         self._fernet = Fernet(base64.urlsafe_b64encode(_derive(secret, "bot/api-key-vault/v1")))
+        # BOT_SECRET_PREVIOUS during a rotation: keys still indexed and sealed under it are found
+        # and moved to the current secret (bot/store/rekey.py).
+        self.previous = Vault(previous) if previous else None
 
     def fingerprint(self, api_key: str) -> str:
         """Stable HMAC-SHA256 of a key: its index in Redis (hex, 64 characters)."""
@@ -31,7 +34,14 @@ class Vault:
         return self._fernet.encrypt(api_key.encode()).decode()
 
     def open(self, token: str) -> str | None:
-        """The key sealed in `token`, or None if it was sealed under another secret."""
+        """The key sealed in `token` under this secret or the previous one; None under any other."""
+        key = self.open_current(token)
+        if key is None and self.previous is not None:
+            key = self.previous.open_current(token)
+        return key
+
+    def open_current(self, token: str) -> str | None:
+        """The key sealed in `token` under this secret only."""
         try:
             return self._fernet.decrypt(token.encode()).decode()
         except InvalidToken:

@@ -20,6 +20,7 @@ import time
 import requests
 from wechatpy.exceptions import WeChatClientException
 
+from bot import metrics
 from bot.chat.dialogue import Turn as DialogueTurn
 from bot.errors import ChatError, Failure
 from bot.extensions import Services
@@ -100,10 +101,12 @@ class Courier:
         if local is not None:  # the model call runs in this process: wait on it, not on Redis
             event, decided = local
             if event.wait(max(0.0, deadline - time.monotonic())) and decided:
+                metrics.count_delivery("in_window")
                 return decided[0]
         while True:
             reply = self.conv.decided_reply(openid, msg_id)
             if reply is not None:
+                metrics.count_delivery("in_window")
                 return reply
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -113,12 +116,15 @@ class Courier:
             return None
         kind, reply = self.conv.defer(openid, msg_id, NO_REPLY if self.push_mode else texts.THINKING)
         logger.info("wechat %s msg %s: %s after %d deliveries", openid, msg_id, kind, deliveries)
+        metrics.count_delivery("deferred" if kind == "deferred" else "in_window")
         return reply
 
     def collect(self, openid: str, msg_id: str, question: str | None, turn: Turn | None = None) -> str:
         """Reply with the oldest thing owed; a new `question` is started and owed after it."""
         owed_texts = (texts.MORE, texts.WAITING, texts.QUEUED_NOTE, texts.NOTHING_OWED)
         reply, waiting = self.conv.collect(openid, msg_id, question is not None, owed_texts)
+        if not waiting and not reply.startswith(texts.NOTHING_OWED):
+            metrics.count_delivery("continue")
         if question is not None:
             self.start(openid, msg_id, question, turn)
         if waiting:
@@ -197,3 +203,4 @@ class Courier:
                 logger.warning("wechat push to %s failed (errcode=%s): kept for their next message", openid, errcode)
                 return
             self.conv.remove_owed(openid, part)
+            metrics.count_delivery("pushed")

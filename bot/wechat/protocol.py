@@ -42,6 +42,7 @@ class Delivery:
     encrypted: bool
     nonce: str
     timestamp: str
+    crypto: WeChatCrypto | None = None  # the key it came sealed with: the reply is sealed the same way
 
 
 def signature_of(*parts: str) -> str:
@@ -66,9 +67,12 @@ def cdata_safe(text: str) -> str:
 
 
 class WeChatProtocol:
-    def __init__(self, token: str, aes_key: str, appid: str):
+    def __init__(self, token: str, aes_key: str, appid: str, previous_aes_key: str = ""):
         self.token = token
         self.crypto = WeChatCrypto(token, aes_key, appid) if aes_key else None
+        # After the console's EncodingAESKey is reset, deliveries already sent (and their retries)
+        # still come sealed with the old key: WECHAT_AES_KEY_PREVIOUS opens them.
+        self.previous = WeChatCrypto(token, previous_aes_key, appid) if aes_key and previous_aes_key else None
 
     def check_signature(self, args: Mapping[str, str]) -> None:
         """The query's `signature` over token/timestamp/nonce, compared in constant time."""
@@ -80,11 +84,11 @@ class WeChatProtocol:
         """Verify and parse one delivery in plaintext, compatible or safe mode."""
         self.check_signature(args)
         encrypted = args.get("encrypt_type", "raw").lower() == "aes"
-        xml = self._decrypt(args, body) if encrypted else body
+        xml, crypto = self._decrypt(args, body) if encrypted else (body, None)
         message = _parse(xml)
-        return Delivery(message, encrypted, args.get("nonce", ""), args.get("timestamp", ""))
+        return Delivery(message, encrypted, args.get("nonce", ""), args.get("timestamp", ""), crypto)
 
-    def _decrypt(self, args: Mapping[str, str], body: bytes) -> bytes | str:
+    def _decrypt(self, args: Mapping[str, str], body: bytes) -> tuple[bytes | str, WeChatCrypto]:
         if self.crypto is None:
             raise WebhookError(400, "encrypted delivery but WECHAT_AES_KEY is not configured")
         try:
@@ -97,10 +101,15 @@ class WeChatProtocol:
         expected = signature_of(self.token, args.get("timestamp", ""), args.get("nonce", ""), encrypt)
         if not _same(expected, args.get("msg_signature", "")):
             raise WebhookError(403, "bad msg_signature")
-        try:
-            return self.crypto.decrypt_message({"Encrypt": encrypt}, expected, args["timestamp"], args["nonce"])
-        except Exception as exc:  # noqa: BLE001 - base64, block length, padding, AppId, struct, UTF-8
-            raise WebhookError(400, f"undecryptable: {type(exc).__name__}") from None
+        failure = ""
+        for crypto in (self.crypto, self.previous):
+            if crypto is None:
+                continue
+            try:
+                return crypto.decrypt_message({"Encrypt": encrypt}, expected, args["timestamp"], args["nonce"]), crypto
+            except Exception as exc:  # noqa: BLE001 - base64, block length, padding, AppId, struct, UTF-8
+                failure = failure or type(exc).__name__
+        raise WebhookError(400, f"undecryptable: {failure}")
 
     def render(self, delivery: Delivery, text: str) -> str:
         """A text reply in the mode the message came in, cut to WeChat's passive limit."""
@@ -111,9 +120,10 @@ class WeChatProtocol:
             content=cdata_safe(fit_bytes(text, PASSIVE_LIMIT_BYTES)),
             time=int(time.time()),
         ).render()
-        if not delivery.encrypted or self.crypto is None:
+        crypto = delivery.crypto or self.crypto
+        if not delivery.encrypted or crypto is None:
             return reply
-        return self.crypto.encrypt_message(reply, delivery.nonce or "nonce", str(int(time.time())))
+        return crypto.encrypt_message(reply, delivery.nonce or "nonce", str(int(time.time())))
 
 
 def _parse(xml: bytes | str) -> BaseMessage:

@@ -6,9 +6,10 @@ import logging
 import time
 
 import redis
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from bot import metrics, observe
 from bot.extensions import services
 from bot.wechat import texts
 from bot.wechat.bot import Bot
@@ -58,12 +59,15 @@ def receive() -> Response:
     except RequestEntityTooLarge:
         raise WebhookError(413, f"body over {MAX_BODY_BYTES} bytes") from None
     delivery = protocol.read(request.args, body)
+    g.openid = delivery.message.source  # the request's log line names the follower
+    observe.note_content(str(getattr(delivery.message, "content", "") or ""))
     try:
         text = Bot(services(), current_app.extensions["courier"], lambda: request.url_root).reply(
             delivery.message, arrived
         )
     except redis.RedisError as error:
         logger.error("wechat reply for %s: redis unavailable (%s)", delivery.message.source, type(error).__name__)
+        metrics.count_redis_error("wechat")
         text = texts.BUSY
     except Exception:
         logger.exception("wechat reply for %s failed", delivery.message.source)

@@ -1,0 +1,120 @@
+"""What `/metrics` reports, in Prometheus' text format: requests, the model, tokens, WeChat, Redis.
+
+Plain Python (no Flask), so the chat core and the WeChat courier count here too. Under gunicorn
+every worker writes its samples to files in PROMETHEUS_MULTIPROC_DIR (config/gunicorn.conf.py sets it
+up before any worker starts) and `/metrics` on any worker reads all of them: the numbers are the
+service's, not one worker's. Without that variable (tests, `flask run`) the process's default
+registry holds them; counters only grow, so tests compare before and after.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from bot.errors import ChatError
+
+DOORS = ("api", "openai", "wechat", "ops", "other")
+DELIVERY_OUTCOMES = ("in_window", "continue", "pushed", "expired", "deferred")
+
+REQUESTS = Counter(
+    "xiaoyi_requests_total",
+    "HTTP requests answered, by door (api = the spec's, openai, wechat, ops, other) and outcome",
+    ["door", "status", "outcome"],
+)
+UPSTREAM_SECONDS = Histogram(
+    "xiaoyi_upstream_seconds",
+    "Time the model took: the whole answer, or the first piece of a stream; by outcome",
+    ["outcome"],
+    buckets=(0.1, 0.25, 0.5, 1, 2, 3, 4.5, 6, 10, 20, 30, 60, 120),
+)
+TOKENS = Counter(
+    "xiaoyi_tokens_charged_total", "Tokens charged, by door and payer (key or follower)", ["door", "payer"]
+)
+DELIVERIES = Counter(
+    "xiaoyi_wechat_deliveries_total",
+    "WeChat answers by how they reached the follower (in_window, continue, pushed, expired, deferred)",
+    ["outcome"],
+)
+REDIS_ERRORS = Counter("xiaoyi_redis_errors_total", "Requests that failed because Redis did, by door", ["door"])
+
+_door: ContextVar[str] = ContextVar("xiaoyi_door", default="")
+
+
+def door_of(path: str) -> str:
+    """Which door a request path belongs to, as /metrics and the request log name it."""
+    if path.startswith("/api/"):
+        return "api"
+    if path.startswith("/v1/"):
+        return "openai"
+    if path == "/wechat":
+        return "wechat"
+    if path in ("/healthz", "/readyz", "/metrics"):
+        return "ops"
+    return "other"
+
+
+def enter_door(door: str):
+    """Mark the current request's door (a token for leave_door); tokens charged inside are its."""
+    return _door.set(door)
+
+
+def leave_door(token) -> None:
+    _door.reset(token)
+
+
+def count_request(door: str, status: int, outcome: str) -> None:
+    """One answered request; `outcome` is "ok" or the failure's name (invalid_key, upstream_timeout…)."""
+    REQUESTS.labels(door, f"{status // 100}xx", outcome).inc()
+
+
+def count_delivery(outcome: str) -> None:
+    """How one WeChat answer reached its follower, called by the courier once per answer.
+
+    in_window: replied to a delivery within WeChat's 5 s; continue: collected with 继续; pushed: sent
+    as a customer-service message; expired: never collected before retention ran out; deferred:
+    the last delivery got 【正在思考…】 and the answer went to the outbox.
+    """
+    if outcome not in DELIVERY_OUTCOMES:
+        raise ValueError(f"delivery outcome must be one of {', '.join(DELIVERY_OUTCOMES)}, got {outcome!r}")
+    DELIVERIES.labels(outcome).inc()
+
+
+def count_tokens(tokens: int, payer: str) -> None:
+    """Tokens actually charged to a payer ("key" or "follower"), under the request's door."""
+    if tokens > 0:
+        door = _door.get() or ("wechat" if payer == "follower" else "other")
+        TOKENS.labels(door, payer).inc(tokens)
+
+
+def count_redis_error(door: str) -> None:
+    REDIS_ERRORS.labels(door).inc()
+
+
+@contextmanager
+def timed_upstream() -> Iterator[None]:
+    """Observe one model call: its latency under "ok", or the failure's name, or "aborted"."""
+    started, outcome = time.monotonic(), "aborted"
+    try:
+        yield
+        outcome = "ok"
+    except ChatError as error:
+        outcome = error.failure.name.lower()
+        raise
+    finally:
+        UPSTREAM_SECONDS.labels(outcome).observe(time.monotonic() - started)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The text `/metrics` answers and its content type: all workers' samples under gunicorn."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
