@@ -50,7 +50,7 @@ class Provider(Protocol):
     def stream(self, messages: list[dict[str, str]], max_tokens: int, sampling: Sampling | None = None) -> Pieces: ...
 
 
-def _session(pool_size: int) -> requests.Session:
+def _session(url: str, pool_size: int) -> requests.Session:
     # A connect error or a 429/5xx means the model did no work we pay for: safe to retry, a bounded
     # number of times. A read timeout is not retried: the model may still be writing an answer.
     retry = Retry(
@@ -65,6 +65,10 @@ def _session(pool_size: int) -> requests.Session:
         raise_on_status=False,
     )
     session = requests.Session()
+    # HTTPS_PROXY and friends are read once, here: requests would otherwise scan the environment on
+    # every call (a measurable share of a WeChat turn's own time).
+    session.proxies = requests.utils.get_environ_proxies(url)
+    session.trust_env = False
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=retry)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
@@ -80,7 +84,7 @@ class OpenAIProvider:
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
         self.timeout = (min(CONNECT_TIMEOUT, timeout), timeout)
-        self.session = _session(pool_size)
+        self.session = _session(self.url, pool_size)
         self.headers = {"Content-Type": "application/json"}
         if api_key:
             self.headers["Authorization"] = f"Bearer {api_key}"

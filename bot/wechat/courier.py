@@ -175,7 +175,7 @@ class Courier:
         except ChatError as error:
             logger.info("wechat %s msg %s failed: %s", openid, msg_id, error.failure.name)
             return _FAILURE_TEXTS.get(error.failure, texts.UPSTREAM_FAILED), None
-        logger.info("wechat %s msg %s answered in %.1fs", openid, msg_id, time.monotonic() - started)
+        logger.debug("wechat %s msg %s answered in %.1fs", openid, msg_id, time.monotonic() - started)
         return completion.content, payer.charged
 
     def _wait_for_turn(self, openid: str, msg_id: str) -> Turn | None:
