@@ -70,7 +70,8 @@ def main() -> None:
             "WeChat chat turn (answered in the first delivery)": lambda: next(followers).say("你好"),
             "WeChat retry of an answered message": lambda: retry.say("once", msg_id=1),
             "WeChat 继续 (an owed part)": lambda: owed.say("继续"),
-            "WeChat key request": lambda: next(followers).say("key"),
+            "WeChat key request (issued)": lambda: next(followers).say("key"),
+            "WeChat key request (shown again)": lambda: retry.say("key"),
             "spec API call (/api/v1/chat/completions)": lambda: client.post("/api/v1/chat/completions", json=body),
             "OpenAI door call (/v1/chat/completions)": lambda: client.post(
                 "/v1/chat/completions", json={"messages": body["messages"]}, headers={"Authorization": f"Bearer {key}"}
