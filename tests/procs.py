@@ -35,6 +35,16 @@ def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 30.0) ->
     raise RuntimeError(f"{url} did not answer within {timeout}s")
 
 
+def wait_for(condition, timeout: float = 15.0) -> bool:
+    """Whether `condition()` became true within `timeout` seconds (polled every 50 ms)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def clean_env(**overrides: str) -> dict[str, str]:
     """The environment without any of the service's settings, plus `overrides`."""
     prefixes = ("BOT_", "OPENAI_", "REDIS_", "WECHAT_", "PORT")

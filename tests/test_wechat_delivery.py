@@ -10,6 +10,7 @@ from bot.store import keyspace
 from bot.wechat import texts
 from tests.conftest import ACCOUNT
 from tests.follower import Follower, flask_post
+from tests.procs import wait_for
 
 WHO = "oFollower0000000000000000009"
 
@@ -23,15 +24,6 @@ def fast(config):
 @pytest.fixture
 def follower(fast, make_app):
     return Follower(flask_post(make_app(fast).test_client()), ACCOUNT, WHO)
-
-
-def wait_for(condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_every_delivery_of_a_message_gets_the_same_reply_and_one_model_call(follower, upstream, redis):

@@ -13,7 +13,7 @@ import requests
 from bot.store import keyspace
 from bot.wechat import texts
 from tests.conftest import ACCOUNT
-from tests.procs import free_port, start_gunicorn, stop
+from tests.procs import free_port, start_gunicorn, stop, wait_for
 from tests.wechat_servers import Outcome, WeChatServers
 
 pytestmark = pytest.mark.slow
@@ -72,15 +72,6 @@ def run_together(calls):
     for thread in threads:
         thread.join()
     return results
-
-
-def wait_for(condition, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def openid(name):
