@@ -21,155 +21,9 @@ from bot.chat.dialogue import Turn as DialogueTurn
 from bot.errors import Failure
 from bot.store import keyspace
 from bot.store.apikeys import today
-from bot.store.history import APPEND_PAIR_LUA
-from bot.store.limits import WINDOW_LUA, WINDOW_MS, now_ms, request_member
+from bot.store.conversation_lua import BEGIN_TURN, CLAIM, COLLECT, DEFER, FINISH_TURN, RECOVER, REPLY
+from bot.store.limits import WINDOW_MS, now_ms, request_member
 from bot.store.quota import DAY_TTL
-
-# KEYS: msg, outbox, busy, history, blocked, rate, day. ARGV: now_ms, lease_ms, retention_s, question,
-# ask ('1': a new question for the model), rpm, window_ms, member, msg_id.
-# Counts one delivery; the first claims the message. For a new question it also admits the follower
-# (block, rate) and, if their model slot is free, takes it and reads their history and today's use.
-# Answers {status, deliveries, reply, recovered, owed, refusal (0 | -1 blocked | -2 too fast),
-# wait_ms, used (-1: the slot is taken), history…}.
-_CLAIM = (
-    WINDOW_LUA
-    + """
-local now = tonumber(ARGV[1])
-local owed = redis.call('LLEN', KEYS[2])
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  local deliveries = redis.call('HINCRBY', KEYS[1], 'deliveries', 1)
-  local f = redis.call('HMGET', KEYS[1], 'status', 'reply', 'lease')
-  local recovered = 0
-  if f[1] == 'running' and not f[2] and tonumber(f[3] or 0) < now then
-    redis.call('HSET', KEYS[1], 'lease', now + tonumber(ARGV[2]))
-    recovered = 1
-  end
-  return {f[1] or '', deliveries, f[2] or '', recovered, owed, 0, 0, -1}
-end
-redis.call('HSET', KEYS[1], 'status', 'running', 'deliveries', 1, 'lease', now + tonumber(ARGV[2]),
-  'question', ARGV[4])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-if ARGV[5] ~= '1' then return {'new', 1, '', 0, owed, 0, 0, -1} end
-if redis.call('EXISTS', KEYS[5]) == 1 then return {'new', 1, '', 0, owed, -1, 0, -1} end
-local limit, window = tonumber(ARGV[6]), tonumber(ARGV[7])
-local wait = wait_ms(KEYS[6], limit, now, window)
-if wait > 0 then return {'new', 1, '', 0, owed, -2, wait, -1} end
-admit(KEYS[6], limit, now, window, ARGV[8])
-local holder = redis.call('GET', KEYS[3])
-if holder and holder ~= ARGV[9] then return {'new', 1, '', 0, owed, 0, 0, -1} end
-redis.call('SET', KEYS[3], ARGV[9], 'PX', ARGV[2])
-local answer = {'new', 1, '', 0, owed, 0, 0, tonumber(redis.call('HGET', KEYS[7], 'used') or 0)}
-for _, item in ipairs(redis.call('LRANGE', KEYS[4], 0, -1)) do table.insert(answer, item) end
-return answer
-"""
-)
-
-# KEYS: busy, history, day. ARGV: msg_id, lease_ms. Take the follower's model slot for a message
-# that found it taken: {used, history…}, or nil while another message holds it.
-_BEGIN_TURN = """
-local owner = redis.call('GET', KEYS[1])
-if owner and owner ~= ARGV[1] then return false end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-local answer = {tonumber(redis.call('HGET', KEYS[3], 'used') or 0)}
-for _, item in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do table.insert(answer, item) end
-return answer
-"""
-
-# KEYS: msg, history, busy, outbox, day. ARGV: msg_id, ok, question, answer, budget, idle_s,
-# retention_s, charge, day_ttl, more, parts…. Records the answer, the turn and its charge on today's
-# allowance (if ok) once, and frees the slot. Then the reply: unless one was decided already (the
-# answer was deferred), it is the first part (with `more` if others follow) and the others are owed;
-# a deferred answer's parts take its placeholder's place in the outbox instead.
-# Answers {reply, newly_owed}; reply '' if another run finished this message first.
-_FINISH_TURN = (
-    APPEND_PAIR_LUA
-    + """
-local function release() if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end end
-if redis.call('HGET', KEYS[1], 'status') == 'done' then release() return {'', 0} end
-if ARGV[2] == '1' then
-  append_pair(KEYS[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
-  redis.call('HINCRBY', KEYS[5], 'used', ARGV[8])
-  redis.call('HINCRBY', KEYS[5], 'messages', 1)
-  redis.call('EXPIRE', KEYS[5], ARGV[9])
-end
-redis.call('HSET', KEYS[1], 'status', 'done', 'answer', ARGV[4])
-release()
-local first = 11
-if redis.call('HGET', KEYS[1], 'deferred') ~= '1' then
-  local reply = ARGV[first]
-  if #ARGV > first then
-    reply = reply .. ARGV[10]
-    for i = first + 1, #ARGV do redis.call('RPUSH', KEYS[4], 't:' .. ARGV[i]) end
-    redis.call('EXPIRE', KEYS[4], ARGV[7])
-  end
-  redis.call('HSET', KEYS[1], 'reply', reply)
-  return {reply, #ARGV - first}
-end
-local placeholder, rebuilt = 'm:' .. ARGV[1], {}
-for _, entry in ipairs(redis.call('LRANGE', KEYS[4], 0, -1)) do
-  if entry == placeholder then
-    for i = first, #ARGV do table.insert(rebuilt, 't:' .. ARGV[i]) end
-  else
-    table.insert(rebuilt, entry)
-  end
-end
-redis.call('DEL', KEYS[4])
-if #rebuilt > 0 then redis.call('RPUSH', KEYS[4], unpack(rebuilt)) redis.call('EXPIRE', KEYS[4], ARGV[7]) end
-return {redis.call('HGET', KEYS[1], 'reply') or '', #ARGV - first + 1}
-"""
-)
-
-# KEYS: msg, outbox. ARGV: reply, retention_s. The first reply decided wins.
-_REPLY = """
-local existing = redis.call('HGET', KEYS[1], 'reply')
-if existing then return existing end
-redis.call('HSET', KEYS[1], 'reply', ARGV[1])
-return ARGV[1]
-"""
-
-# KEYS: msg, outbox. ARGV: reply, msg_id, retention_s. Give up waiting: answer `reply` now and queue
-# the answer for later. Answers {'reply', text} (decided before: the answer was ready) or {'deferred', text}.
-_DEFER = """
-local f = redis.call('HMGET', KEYS[1], 'reply')
-if f[1] then return {'reply', f[1]} end
-redis.call('HSET', KEYS[1], 'reply', ARGV[1], 'deferred', 1)
-redis.call('RPUSH', KEYS[2], 'm:' .. ARGV[2])
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-return {'deferred', ARGV[1]}
-"""
-
-# KEYS: msg, outbox. ARGV: retention_s, queue_this ('1': the message is a new question whose answer
-# goes to the outbox), msg_id, more, waiting, queued_note, nothing. Hands out the oldest thing the
-# follower is owed as this message's reply. Answers {reply, head} (head: `m:<id>` still waited on).
-_COLLECT = """
-local existing = redis.call('HGET', KEYS[1], 'reply')
-if existing then return {existing, ''} end
-local head = redis.call('LINDEX', KEYS[2], 0)
-local reply, waiting = ARGV[7], ''
-if head and string.sub(head, 1, 2) == 'm:' then
-  reply, waiting = ARGV[5], head
-elseif head then
-  redis.call('LPOP', KEYS[2])
-  reply = string.sub(head, 3)
-  if redis.call('LLEN', KEYS[2]) > 0 then reply = reply .. ARGV[4] end
-end
-if ARGV[2] == '1' then
-  reply = reply .. ARGV[6]
-  redis.call('HSET', KEYS[1], 'deferred', 1)
-  redis.call('RPUSH', KEYS[2], 'm:' .. ARGV[3])
-  redis.call('EXPIRE', KEYS[2], ARGV[1])
-end
-redis.call('HSET', KEYS[1], 'reply', reply)
-return {reply, waiting}
-"""
-
-# KEYS: msg. ARGV: now_ms, lease_ms. Take over a message whose worker died: its question, or nil.
-_RECOVER = """
-local f = redis.call('HMGET', KEYS[1], 'status', 'lease', 'question')
-if f[1] ~= 'running' or tonumber(f[2] or 0) >= tonumber(ARGV[1]) then return false end
-redis.call('HSET', KEYS[1], 'lease', tonumber(ARGV[1]) + tonumber(ARGV[2]))
-return f[3]
-"""
 
 
 @dataclass(frozen=True)
@@ -213,7 +67,7 @@ class Conversation:
         self.retention = retention_seconds
         self.idle = idle_seconds
         self.rpm = rpm
-        scripts = (_CLAIM, _BEGIN_TURN, _FINISH_TURN, _REPLY, _DEFER, _COLLECT, _RECOVER)
+        scripts = (CLAIM, BEGIN_TURN, FINISH_TURN, REPLY, DEFER, COLLECT, RECOVER)
         self._claim, self._begin, self._finish, self._reply, self._defer, self._collect, self._recover = (
             client.register_script(s) for s in scripts
         )
