@@ -78,7 +78,7 @@ def build_services(settings: Settings) -> Services:
         history=HistoryStore(client, settings.history_idle_seconds),
         conversation=Conversation(
             client,
-            lease_seconds=settings.openai_timeout + 30,
+            lease_seconds=settings.lease_seconds,
             retention_seconds=settings.reply_retention_seconds,
             idle_seconds=settings.history_idle_seconds,
             rpm=settings.limits.openid_rpm,
