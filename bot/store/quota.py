@@ -81,7 +81,7 @@ if actual > reserved then
   charge = charge + math.max(0, math.min(actual - reserved, balance))
 end
 redis.call('HINCRBY', KEYS[1], 'balance', reserved - charge)
-redis.call('HINCRBY', KEYS[1], 'reserved', -reserved)
+if reserved > 0 then redis.call('HINCRBY', KEYS[1], 'reserved', -reserved) end
 if charge > 0 then
   redis.call('HINCRBY', KEYS[1], 'used', charge)
   redis.call('HINCRBY', KEYS[2], 'tokens', charge)
