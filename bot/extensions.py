@@ -73,12 +73,14 @@ def build_services(settings: Settings) -> Services:
         provider=provider,
         chat=ChatService(provider, settings.system_prompt, settings.answer_tokens),
         keys=KeyStore(client, Vault(settings.bot_secret, settings.bot_secret_previous), settings.key_grant_tokens),
-        ledger=KeyLedger(client, settings.limits.key_rpm, settings.limits.user_rpm),
+        ledger=KeyLedger(
+            client, settings.limits.key_rpm, settings.limits.user_rpm, lease_seconds=settings.lease_seconds
+        ),
         blocks=Blocklist(client),
         history=HistoryStore(client, settings.history_idle_seconds),
         conversation=Conversation(
             client,
-            lease_seconds=settings.openai_timeout + 30,
+            lease_seconds=settings.lease_seconds,
             retention_seconds=settings.reply_retention_seconds,
             idle_seconds=settings.history_idle_seconds,
             rpm=settings.limits.openid_rpm,

@@ -70,6 +70,14 @@ def child_exit(server, worker):
     multiprocess.mark_process_dead(worker.pid)
 
 
+def worker_exit(server, worker):
+    """A stopping worker lets its background model calls finish (their answers are recorded and
+    pushed) within the graceful timeout; a call cut short is redone by its lease elsewhere."""
+    courier = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("courier")
+    if courier is not None and courier.waits.drain(graceful_timeout - 1):
+        server.log.warning("worker %s exits with model calls unfinished: their leases will redo them", worker.pid)
+
+
 def on_exit(server):
     for directory in _created:
         shutil.rmtree(directory, ignore_errors=True)

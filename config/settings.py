@@ -45,6 +45,7 @@ class Settings:
     openai_base_url: str
     openai_model: str
     openai_timeout: float
+    lease_seconds: float  # how long a worker's claim on a model call holds before another may redo it
     offline: bool
     system_prompt: str
     key_grant_tokens: int
@@ -169,6 +170,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError("REDIS_SENTINEL_MASTER", "is required with REDIS_SENTINELS (the monitored master's name)")
     api_key = read.str("OPENAI_API_KEY")
     base_url_set = bool(read.str("OPENAI_BASE_URL"))
+    openai_timeout = read.float("OPENAI_TIMEOUT", 60.0, 1.0, 600.0)
     return Settings(
         env=env,
         redis_url=redis_url,
@@ -179,7 +181,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         openai_api_key=api_key,
         openai_base_url=read.url("OPENAI_BASE_URL", DEFAULT_OPENAI_BASE_URL, ("http", "https")).rstrip("/"),
         openai_model=read.str("OPENAI_MODEL", DEFAULT_OPENAI_MODEL) or DEFAULT_OPENAI_MODEL,
-        openai_timeout=read.float("OPENAI_TIMEOUT", 60.0, 1.0, 600.0),
+        openai_timeout=openai_timeout,
+        # A claim outlives its model call by a margin; a worker that died mid-call frees it this late.
+        lease_seconds=read.float("BOT_LEASE_SECONDS", openai_timeout + 30, 1.0, 3600.0),
         offline=not api_key and not base_url_set,
         system_prompt=read.str("BOT_SYSTEM_PROMPT", DEFAULT_SYSTEM_PROMPT),
         key_grant_tokens=read.int("BOT_KEY_GRANT_TOKENS", 10_000, 0, 10**12),

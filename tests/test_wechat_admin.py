@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import threading
+import time
 
 import pytest
 
@@ -142,3 +143,12 @@ def test_workers_refreshing_together_fetch_one_token(config, redis, wechat_api, 
         thread.join()
     assert len(wechat_api.calls_to("/cgi-bin/token")) == 1
     assert set(tokens) == {wechat_api.current_token}
+
+
+def test_a_hung_token_endpoint_is_reported_within_wechats_window(admin, wechat_api):
+    wechat_api.delay("/cgi-bin/token", 6.0)
+    started = time.monotonic()
+    reply = admin.say("/menu")
+    assert reply == "发布菜单失败：微信接口暂时无法访问，请稍后再试。"
+    assert time.monotonic() - started < 4.5  # the admin reads why, WeChat has not given up
+    assert wechat_api.calls_to("/cgi-bin/menu/create") == []

@@ -67,13 +67,21 @@ def test_history_expires_after_the_configured_idle_time(client, config, redis, m
     assert 110 < redis.ttl(keyspace.history(OPENID)) <= 120
 
 
-@pytest.mark.parametrize("behaviour", [{"status": 500}, {"latency": 2.5}, {"mode": "empty"}])
-def test_a_failed_model_call_leaves_history_unchanged(follower, upstream, redis, behaviour):
+@pytest.mark.parametrize(
+    ("behaviour", "calls"),
+    [({"status": 500}, 2), ({"status": 429}, 2), ({"latency": 2.5}, 1), ({"mode": "empty"}, 1), ({"mode": "drop"}, 1)],
+)
+def test_a_failed_model_call_leaves_history_and_allowance_unchanged(app, follower, upstream, redis, behaviour, calls):
     follower.say("记住这个")
+    with app.app_context():
+        used = services().conversation.used_today(OPENID)
     upstream.reset(**behaviour)
     reply = follower.say("这次会失败")
     assert reply.startswith("抱歉")
+    assert upstream.calls == calls  # a 429/5xx is retried once; a timeout or junk is not
     assert history(redis) == ["记住这个", "回答：记住这个"]
+    with app.app_context():
+        assert services().conversation.used_today(OPENID) == used  # the failed turn cost nothing
 
 
 def test_a_question_over_2000_characters_is_answered_politely(follower, upstream):

@@ -160,6 +160,17 @@ def test_failed_pushes_are_kept_for_the_next_message(service, wechat, wechat_api
 
 
 @pytest.mark.parametrize("service", ["customer_service"], indirect=True)
+def test_a_push_that_times_out_is_kept_for_the_next_message(service, wechat, wechat_api, redis):
+    who = openid("pushslow")
+    wechat_api.delay("/cgi-bin/message/custom/send", 5.0)  # longer than the client's 3 s read timeout
+    assert wechat.say(who, "q7", 9450).reply == ""
+    assert wait_for(lambda: len(pushes_to(wechat_api, who)) == 1 and redis.llen(keyspace.outbox(who)) == 1)
+    assert redis.lrange(keyspace.history(who), 0, -1) == ["q7", "回答：q7"]
+    wechat_api.delay("/cgi-bin/message/custom/send", 0.0)
+    assert wechat.say(who, "继续", 9451).reply == "回答：q7"
+
+
+@pytest.mark.parametrize("service", ["customer_service"], indirect=True)
 def test_an_invalidated_token_is_refreshed_and_the_push_goes_out_once(service, wechat, wechat_api):
     assert wechat.say(openid("token1"), "q7", 9500).reply == ""
     assert wait_for(lambda: pushes_to(wechat_api, openid("token1")) == ["回答：q7"])

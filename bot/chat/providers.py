@@ -51,11 +51,11 @@ class Provider(Protocol):
 
 
 def _session(url: str, pool_size: int) -> requests.Session:
-    # A connect error or a 429/5xx means the model did no work we pay for: safe to retry, a bounded
-    # number of times. A read timeout is not retried: the model may still be writing an answer.
+    # A connect error or a 429/5xx means the model did no work we pay for: safe to retry, once. A
+    # read timeout is not retried: the model may still be writing an answer.
     retry = Retry(
-        total=3,
-        connect=2,
+        total=1,
+        connect=1,
         read=False,  # re-raise a read timeout as itself, so it is reported as a timeout
         status=1,
         backoff_factor=0.3,

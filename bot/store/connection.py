@@ -17,10 +17,14 @@ logger = logging.getLogger(__name__)
 
 # Under gevent hundreds of greenlets may want Redis at once; a blocking pool makes them queue for a
 # connection (up to POOL_TIMEOUT) instead of failing with MaxConnectionsError.
+# Every command the service sends is a short script, so a Redis that does not answer within these is
+# down or hung: waiting for a connection, connecting and reading add up to 4.5 s at worst, so a
+# follower still gets "服务繁忙" inside WeChat's 5-second window.
 POOL_SIZE = 64
-POOL_TIMEOUT = 5.0
-SOCKET_TIMEOUT = 5.0
-_OPTIONS = {"socket_timeout": SOCKET_TIMEOUT, "socket_connect_timeout": 2.0, "decode_responses": True}
+POOL_TIMEOUT = 1.5
+CONNECT_TIMEOUT = 1.0
+SOCKET_TIMEOUT = 2.0
+_OPTIONS = {"socket_timeout": SOCKET_TIMEOUT, "socket_connect_timeout": CONNECT_TIMEOUT, "decode_responses": True}
 # A readiness probe must answer within a load balancer's check: a few connections, 1-second waits.
 PROBE_TIMEOUT = 1.0
 _PROBE = {"socket_timeout": PROBE_TIMEOUT, "socket_connect_timeout": PROBE_TIMEOUT, "decode_responses": True}

@@ -74,6 +74,11 @@ def outbox(openid: str) -> str:
     return f"{_follower(openid)}:outbox"
 
 
+def api_key_holds(fingerprint: str) -> str:
+    """The key's reservations in flight (a sorted set: `<request>:<tokens>` scored by expiry, ms)."""
+    return f"{PREFIX}:{{k:{fingerprint}}}:holds"
+
+
 def api_key_rate(fingerprint: str) -> str:
     """The key's requests of the last minute (a sorted set of timestamps)."""
     return f"{PREFIX}:{{k:{fingerprint}}}:rate"

@@ -4,10 +4,15 @@ Two payers share the Payer contract of bot/chat/core.py: an API key's balance (K
 follower's daily allowance for WeChat chat (TurnAllowance). Each step is one Lua script on one
 owner's keys, so concurrent requests on any number of workers can never overdraw, and the sum of
 what is charged is the sum of the usage reported. A refund is a settle of 0.
+
+A key's reservation is also a hold with an expiry (the lease): a request that never settles, because
+Redis went away mid-call or its worker died, has its tokens returned by the key's next reserve once
+the lease has passed. A settle that comes after its hold was returned charges the balance instead.
 """
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 
@@ -22,47 +27,61 @@ Clock = Callable[[], float]
 
 DAY_TTL = 3 * 86400
 
-# KEYS: the key's record, its window, the window of the request's `user` (optional).
-# ARGV: wanted, minimum, now_ms, window_ms, key_rpm, user_rpm, member, user_blocked.
-# Checks, in order: the key exists, neither its owner nor the `user` is blocked, both windows have
-# room, the balance holds `minimum`; then counts the request and reserves up to `wanted`.
+# KEYS: the key's record, its holds, its window, the window of the request's `user` (optional).
+# ARGV: wanted, minimum, now_ms, window_ms, key_rpm, user_rpm, member, user_blocked, hold id, lease_ms.
+# Returns the key's expired holds first. Checks, in order: the key exists, neither its owner nor the
+# `user` is blocked, both windows have room, the balance holds `minimum`; then counts the request and
+# reserves up to `wanted`, held as `<hold id>:<amount>` until the lease passes.
 # Answers {status, reserved, owner, balance, wait_ms}: 1 reserved, 0 unknown key, -1 too little
 # left, -2 blocked, -3 over the key's limit, -4 over the user's limit.
 _RESERVE = (
     WINDOW_LUA
     + """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0, '', 0, 0} end
+local stranded = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
+if #stranded > 0 then
+  local back = 0
+  for _, hold in ipairs(stranded) do back = back + tonumber(string.match(hold, ':(%d+)$')) end
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
+  redis.call('HINCRBY', KEYS[1], 'balance', back)
+  redis.call('HINCRBY', KEYS[1], 'reserved', -back)
+end
 local record = redis.call('HMGET', KEYS[1], 'balance', 'owner', 'blocked')
-if not record[1] then return {0, 0, '', 0, 0} end
 if record[3] == '1' or ARGV[8] == '1' then return {-2, 0, record[2], 0, 0} end
 local now, window = tonumber(ARGV[3]), tonumber(ARGV[4])
-local key_wait, user_wait = wait_ms(KEYS[2], tonumber(ARGV[5]), now, window), 0
-if KEYS[3] then user_wait = wait_ms(KEYS[3], tonumber(ARGV[6]), now, window) end
+local key_wait, user_wait = wait_ms(KEYS[3], tonumber(ARGV[5]), now, window), 0
+if KEYS[4] then user_wait = wait_ms(KEYS[4], tonumber(ARGV[6]), now, window) end
 if user_wait > key_wait then return {-4, 0, record[2], 0, user_wait} end
 if key_wait > 0 then return {-3, 0, record[2], 0, key_wait} end
-admit(KEYS[2], tonumber(ARGV[5]), now, window, ARGV[7])
-if KEYS[3] then admit(KEYS[3], tonumber(ARGV[6]), now, window, ARGV[7]) end
+admit(KEYS[3], tonumber(ARGV[5]), now, window, ARGV[7])
+if KEYS[4] then admit(KEYS[4], tonumber(ARGV[6]), now, window, ARGV[7]) end
 local balance = tonumber(record[1])
 local minimum = tonumber(ARGV[2])
 if balance < minimum then return {-1, 0, record[2], balance, 0} end
 local amount = math.min(balance, tonumber(ARGV[1]))
 redis.call('HINCRBY', KEYS[1], 'balance', -amount)
 redis.call('HINCRBY', KEYS[1], 'reserved', amount)
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[10]), ARGV[9] .. ':' .. amount)
 return {1, amount, record[2], balance - amount, 0}
 """
 )
 
-# ARGV: reserved, actual, day_ttl. Charge the actual usage, drawing on the balance if it exceeds the
-# reservation (never below zero), return the rest. A key revoked meanwhile has nothing to settle.
+# KEYS: the key's record, its day, its holds. ARGV: reserved, actual, day_ttl, hold.
+# Charge the actual usage, drawing on the balance if it exceeds the reservation (never below zero),
+# return the rest. A hold returned already (its lease passed) reserves nothing: all is drawn on the
+# balance. A key revoked meanwhile has nothing to settle.
 _SETTLE = """
+local held = redis.call('ZREM', KEYS[3], ARGV[4])
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local reserved, actual = tonumber(ARGV[1]), tonumber(ARGV[2])
+if held == 0 then reserved = 0 end
 local charge = math.min(actual, reserved)
 if actual > reserved then
   local balance = tonumber(redis.call('HGET', KEYS[1], 'balance'))
   charge = charge + math.max(0, math.min(actual - reserved, balance))
 end
 redis.call('HINCRBY', KEYS[1], 'balance', reserved - charge)
-redis.call('HINCRBY', KEYS[1], 'reserved', -reserved)
+if reserved > 0 then redis.call('HINCRBY', KEYS[1], 'reserved', -reserved) end
 if charge > 0 then
   redis.call('HINCRBY', KEYS[1], 'used', charge)
   redis.call('HINCRBY', KEYS[2], 'tokens', charge)
@@ -76,9 +95,13 @@ return charge
 class KeyLedger:
     """The scripts that charge API keys; `payer(fp)` binds them to one key for one request."""
 
-    def __init__(self, client: redis.Redis, key_rpm: int = 0, user_rpm: int = 0, clock: Clock = time.time):
+    def __init__(
+        self, client: redis.Redis, key_rpm: int = 0, user_rpm: int = 0, clock: Clock = time.time,
+        lease_seconds: float = 90.0,
+    ):  # fmt: skip
         self.key_rpm = key_rpm
         self.user_rpm = user_rpm
+        self.lease_ms = int(lease_seconds * 1000)
         self.clock = clock
         self._reserve = client.register_script(_RESERVE)
         self._settle = client.register_script(_SETTLE)
@@ -103,15 +126,18 @@ class KeyPayer:
         self.user = user
         self.user_blocked = user_blocked
         self.owner = ""
+        self.hold = secrets.token_hex(8)  # names this request's reservation in the key's holds
 
     def reserve(self, wanted: int, minimum: int) -> int:
         """Set aside up to `wanted` tokens, or ChatError: unknown key, blocked, rate limited, too poor."""
         ledger, now = self.ledger, now_ms(self.ledger.clock)
-        keys = [keyspace.api_key(self.fingerprint), keyspace.api_key_rate(self.fingerprint)]
+        fp = self.fingerprint
+        keys = [keyspace.api_key(fp), keyspace.api_key_holds(fp), keyspace.api_key_rate(fp)]
         if self.user:
-            keys.append(keyspace.api_key_user_rate(self.fingerprint, self.user))
+            keys.append(keyspace.api_key_user_rate(fp, self.user))
         args = [wanted, minimum, now, WINDOW_MS, ledger.key_rpm, ledger.user_rpm, request_member(now)]
-        status, amount, owner, balance, wait = ledger._reserve(keys=keys, args=[*args, int(self.user_blocked)])
+        args += [int(self.user_blocked), self.hold, ledger.lease_ms]
+        status, amount, owner, balance, wait = ledger._reserve(keys=keys, args=args)
         if status == 0:
             raise ChatError(Failure.INVALID_KEY)
         if status == -2:
@@ -127,8 +153,9 @@ class KeyPayer:
 
     def settle(self, reserved: int, actual: int) -> int:
         """Charge `actual` tokens against `reserved` and return the rest; answers what was charged."""
-        keys = [keyspace.api_key(self.fingerprint), keyspace.api_key_day(self.fingerprint, today())]
-        return int(self.ledger._settle(keys=keys, args=[reserved, actual, DAY_TTL]))
+        fp = self.fingerprint
+        keys = [keyspace.api_key(fp), keyspace.api_key_day(fp, today()), keyspace.api_key_holds(fp)]
+        return int(self.ledger._settle(keys=keys, args=[reserved, actual, DAY_TTL, f"{self.hold}:{reserved}"]))
 
 
 class TurnAllowance:

@@ -19,7 +19,9 @@ from wechatpy.session.redisstorage import RedisStorage
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-TIMEOUT = (3.0, 10.0)  # connect, read
+# connect, read: WeChat's API answers in well under a second. An admin's /menu is called within a
+# delivery, so a hung endpoint must fail in time for the admin to read why within WeChat's 5 s.
+TIMEOUT = (2.0, 3.0)
 # Refresh this long before WeChat's expiry, so no request carries a token that dies in flight.
 EXPIRY_MARGIN = 300
 TOKEN_ERRORS = (40001, 40014, 42001)  # invalid credential, invalid token, expired token

@@ -81,6 +81,14 @@ class LocalWaits:
     def get(self, key: str) -> tuple[threading.Event, list[str]] | None:
         return self._calls.get(key)
 
+    def drain(self, timeout: float) -> int:
+        """Wait up to `timeout` s for the running calls to end (a worker shutting down); answers how
+        many are still running. They are not requests, so gunicorn's graceful stop does not wait."""
+        deadline = time.monotonic() + timeout
+        while self._calls and time.monotonic() < deadline:
+            time.sleep(POLL_SECONDS)
+        return len(self._calls)
+
 
 class Courier:
     def __init__(self, svc: Services, conversation: Conversation, waits: LocalWaits):

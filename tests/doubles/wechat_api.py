@@ -1,13 +1,14 @@
 """WeChat's server API on 127.0.0.1: access tokens, menu/create and customer-service messages.
 
 Like WeChat, it accepts only the newest access token it issued, and a test can make any call answer
-an errcode (40001, 45015, …) a number of times.
+an errcode (40001, 45015, …) a number of times, or answer only after a delay (a timeout).
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +28,7 @@ class State:
     token_count: int = 0
     calls: list[Call] = field(default_factory=list)
     errors: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
+    delays: dict[str, float] = field(default_factory=dict)
 
 
 class _Server(ThreadingHTTPServer):
@@ -61,6 +63,11 @@ class WeChatApiDouble:
         """Answer the next calls to `path` with these errcodes, in order."""
         with self.lock:
             self.state.errors[path].extend(errcodes)
+
+    def delay(self, path: str, seconds: float) -> None:
+        """Answer calls to `path` only after `seconds` (longer than the client waits: a timeout)."""
+        with self.lock:
+            self.state.delays[path] = seconds
 
     def calls_to(self, path: str) -> list[Call]:
         with self.lock:
@@ -97,6 +104,7 @@ class WeChatApiDouble:
             def _serve(self, body: Any) -> None:
                 url = urlparse(self.path)
                 query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                time.sleep(double.state.delays.get(url.path, 0.0))
                 payload = json.dumps(double.answer(url.path, query, body)).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

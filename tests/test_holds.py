@@ -1,0 +1,65 @@
+"""A key's reservations are holds with a lease: one never settled (Redis or its worker went away
+mid-call) goes back to the balance on the key's next request after the lease, and a late settle
+charges the balance instead, so balance + used + reserved is always what the key was granted."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.store.apikeys import KeyStore
+from bot.store.connection import connect
+from bot.store.quota import KeyLedger
+from bot.store.vault import Vault
+from tests.conftest import TEST_SECRET
+
+GRANT = 10_000
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_767_240_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def setup(redis_server, redis):
+    client = connect(redis_server.url)
+    keys, clock = KeyStore(client, Vault(TEST_SECRET), GRANT), Clock()
+    fingerprint = keys.fingerprint(keys.issue("oHolder")[0])
+    yield keys, KeyLedger(client, clock=clock, lease_seconds=60), clock, fingerprint
+    client.close()
+
+
+def request(ledger, fingerprint, actual: int) -> None:
+    """One request that settles: reserve 100, charge `actual`."""
+    payer = ledger.payer(fingerprint)
+    payer.settle(payer.reserve(100, 20), actual)
+
+
+def ledger_of(keys, fingerprint) -> tuple[int, int, int]:
+    info = keys.info(fingerprint)
+    return info.balance, info.used, info.reserved
+
+
+def test_a_stranded_reservation_returns_after_the_lease(setup):
+    keys, ledger, clock, fp = setup
+    ledger.payer(fp).reserve(100, 20)  # never settled: Redis went away mid-call
+    clock.now += 59
+    request(ledger, fp, 30)
+    assert ledger_of(keys, fp) == (GRANT - 100 - 30, 30, 100)  # within its lease, still held
+    clock.now += 2
+    request(ledger, fp, 30)
+    assert ledger_of(keys, fp) == (GRANT - 60, 60, 0)
+
+
+def test_a_settle_after_its_hold_was_returned_charges_the_balance_once(setup):
+    keys, ledger, clock, fp = setup
+    slow = ledger.payer(fp)
+    reserved = slow.reserve(100, 20)
+    clock.now += 61
+    request(ledger, fp, 0)  # returns the slow request's hold
+    assert ledger_of(keys, fp) == (GRANT, 0, 0)
+    assert slow.settle(reserved, 40) == 40
+    assert ledger_of(keys, fp) == (GRANT - 40, 40, 0)
