@@ -11,13 +11,15 @@ the same run:
   baseline  bench/baseline_app.py /wechat: verify, decrypt, one pooled upstream call, encrypt
   echo      bench/baseline_app.py /echo: verify, decrypt, encrypt the message back
 Every request is a new message from a distinct follower (no retries, nothing cached). wrk sends them
-at 32 connections (throughput) and at 1 connection (latency). Prints figures and ratios.
+at 32 connections (throughput) and at 1 connection (latency), in rounds that alternate the targets;
+prints each round and the median over rounds of the paired ratios and differences.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import statistics
 import subprocess
 import tempfile
 from pathlib import Path
@@ -96,6 +98,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--messages", type=int, default=40_000)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp())
     redis = EmbeddedRedis(work / "redis", persist=False).start()
@@ -129,7 +132,7 @@ def main() -> None:
             "echo": (ports["baseline"], "/echo"),
         }
         results = {}
-        for round_ in range(2):  # alternate, so drift on a shared machine hits all three alike
+        for round_ in range(args.rounds):  # alternate, so drift on a shared machine hits all three alike
             for name, (port, path) in targets.items():
                 offset = (round_ * 3 + list(targets).index(name)) * 10_000_000
                 script = wrk_script(work, f"{name}{round_}", path, args.messages, offset)
@@ -140,14 +143,13 @@ def main() -> None:
                 )
                 results.setdefault(name, []).append((rps, median))
         for name, runs in results.items():
-            rps = max(r for r, _ in runs)
-            median = min(m for _, m in runs)
-            results[name] = (rps, median)
-            print(f"{name:9} {rps:8.0f} req/s at 32 connections, median {median:6.2f} ms at 1 connection {runs}")
+            print(f"{name:9} req/s at 32 connections and median ms at 1, per round: {runs}")
         service, baseline, echo = results["service"], results["baseline"], results["echo"]
-        added = service[1] - baseline[1]
-        print(f"service / baseline throughput: {service[0] / baseline[0]:.0%}, added median latency: {added:+.2f} ms")
-        print(f"service / echo throughput: {service[0] / echo[0]:.0%}   baseline / echo: {baseline[0] / echo[0]:.0%}")
+        ratio = statistics.median(s[0] / b[0] for s, b in zip(service, baseline, strict=True))
+        added = statistics.median(s[1] - b[1] for s, b in zip(service, baseline, strict=True))
+        echo_ratio = statistics.median(s[0] / e[0] for s, e in zip(service, echo, strict=True))
+        print(f"service / baseline throughput (median of rounds): {ratio:.0%}; added median latency: {added:+.2f} ms")
+        print(f"service / echo throughput: {echo_ratio:.0%}")
     finally:
         for process in servers.values():
             stop(process)
