@@ -14,7 +14,6 @@ class Failure(Enum):
     BAD_REQUEST = (40001, 400, "请求体必须是 JSON 对象")
     INVALID_MESSAGES = (40002, 400, "messages 不合法")
     QUESTION_TOO_LONG = (40003, 400, "问题过长")
-    STREAM_UNSUPPORTED = (40004, 400, "暂不支持 stream=true")
     BODY_TOO_LARGE = (40005, 413, "请求体过大")
     MISSING_KEY = (40101, 401, "缺少 api_secret_key")
     INVALID_KEY = (40102, 401, "api_secret_key 无效或已被撤销")

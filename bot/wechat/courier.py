@@ -62,8 +62,8 @@ def split_parts(text: str, limit: int = PART_BYTES) -> list[str]:
 class LocalWaits:
     """Model calls running in this process, so a delivery here waits on an event, not on Redis.
 
-    An entry lives while its call runs and hands the reply to the deliveries waiting on it as soon as
-    the answer exists; a delivery that arrives after the call ended reads the reply from Redis."""
+    An entry lives while its call runs and hands the decided reply to the deliveries waiting on it;
+    a delivery that arrives after the call ended reads the reply from Redis."""
 
     def __init__(self) -> None:
         self._calls: dict[str, tuple[threading.Event, list[str]]] = {}
@@ -71,16 +71,11 @@ class LocalWaits:
     def start(self, key: str) -> None:
         self._calls[key] = (threading.Event(), [])
 
-    def offer(self, key: str, reply: str) -> None:
-        """Wake the deliveries waiting here with the reply the message is about to be given."""
-        entry = self._calls.get(key)
-        if entry is not None:
-            entry[1].append(reply)
-            entry[0].set()
-
-    def finish(self, key: str) -> None:
+    def finish(self, key: str, reply: str | None) -> None:
         entry = self._calls.pop(key, None)
         if entry is not None:
+            if reply:
+                entry[1].append(reply)
             entry[0].set()
 
     def get(self, key: str) -> tuple[threading.Event, list[str]] | None:
@@ -163,21 +158,18 @@ class Courier:
         threading.Thread(target=target, args=args, daemon=True).start()
 
     def _run(self, openid: str, msg_id: str, question: str, turn: Turn | None) -> None:
-        key = f"{openid}:{msg_id}"
+        reply = None
         try:
             answer, charge = self._answer(openid, msg_id, question, turn)
             parts = split_parts(answer)
-            # A delivery waiting here is inside its window, and WeChat sends no other delivery of the
-            # message meanwhile: nothing else can decide its reply, so it need not wait for Redis.
-            # The script below records the same reply, for any later delivery.
-            self.waits.offer(key, parts[0] + texts.MORE if len(parts) > 1 else parts[0])
             finished = self.conv.finish_turn(openid, msg_id, question, answer, charge, parts, texts.MORE)
+            reply = finished.reply
             if finished.owed and self.push_mode:
                 self.push(openid, parts[-finished.owed :])
         except Exception:
             logger.exception("wechat %s msg %s: answering failed", openid, msg_id)
         finally:
-            self.waits.finish(key)
+            self.waits.finish(f"{openid}:{msg_id}", reply)
 
     def _answer(self, openid: str, msg_id: str, question: str, turn: Turn | None) -> tuple[str, int | None]:
         """The answer, and the tokens to charge (None: it failed, and records no turn)."""
