@@ -15,7 +15,6 @@ from bot.store.apikeys import KeyStore
 from bot.store.blocks import Blocklist
 from bot.store.connection import connect, disconnect
 from bot.store.conversation import Conversation
-from bot.store.history import HistoryStore
 from bot.store.quota import KeyLedger
 from bot.store.stats import Stats
 from bot.store.vault import Vault
@@ -35,7 +34,6 @@ class Services:
     keys: KeyStore
     ledger: KeyLedger
     blocks: Blocklist
-    history: HistoryStore
     stats: Stats
     wechat: WeChatProtocol | None
     wechat_client: SharedTokenClient | None
@@ -77,7 +75,6 @@ def build_services(settings: Settings) -> Services:
             client, settings.limits.key_rpm, settings.limits.user_rpm, lease_seconds=settings.lease_seconds
         ),
         blocks=Blocklist(client),
-        history=HistoryStore(client, settings.history_idle_seconds),
         conversation=Conversation(
             client,
             lease_seconds=settings.lease_seconds,

@@ -26,10 +26,6 @@ CONTENT_LOG_CHARS = 200
 _request_id: ContextVar[str] = ContextVar("request_id", default="-")
 
 
-def current_request_id() -> str:
-    return _request_id.get()
-
-
 def install_log_context() -> None:
     """Give every LogRecord a `request_id` attribute ("-" outside a request); idempotent."""
     previous = logging.getLogRecordFactory()

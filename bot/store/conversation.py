@@ -140,6 +140,10 @@ class Conversation:
         """Tokens the follower's chat has used today (China time)."""
         return int(self.redis.hget(keyspace.follower_day(openid, today()), "used") or 0)
 
+    def clear_history(self, openid: str) -> None:
+        """Start the follower's dialogue afresh (the menu's RESET_CHAT)."""
+        self.redis.delete(keyspace.history(openid))
+
     def forget(self, openid: str) -> None:
         """Drop the follower's history and everything they are owed (an admin's /reset)."""
         self.redis.delete(keyspace.history(openid), keyspace.outbox(openid))

@@ -1,8 +1,31 @@
 """The Lua scripts behind bot/store/conversation.py: each one step of a follower's conversation,
 atomic, over that follower's keys only (one hash slot). Keys and arguments are listed above each."""
 
-from bot.store.history import APPEND_PAIR_LUA
 from bot.store.limits import WINDOW_LUA
+
+# A follower's history is a Redis list of contents: even positions are theirs, odd ones the bot's.
+# A turn is added as a whole pair, and the oldest pairs beyond the spec's budget are forgotten in the
+# same step, so the list never holds an orphan question or two interleaved answers.
+# A Lua function other scripts embed to add a turn in the same atomic step as their own work.
+# Characters, not bytes: count the bytes that start a UTF-8 sequence (Python's len of the text).
+APPEND_PAIR_LUA = """
+local function chars(s) local _, n = string.gsub(s, '[^\\128-\\191]', '') return n end
+local function append_pair(key, question, answer, budget, ttl)
+  redis.call('RPUSH', key, question, answer)
+  local items = redis.call('LRANGE', key, 0, -1)
+  local total = 0
+  for i = 1, #items do total = total + chars(items[i]) end
+  local drop = 0
+  while total > tonumber(budget) and drop < #items do
+    total = total - chars(items[drop + 1]) - chars(items[drop + 2])
+    drop = drop + 2
+  end
+  if drop >= #items then redis.call('DEL', key) return 0 end
+  if drop > 0 then redis.call('LTRIM', key, drop, -1) end
+  redis.call('EXPIRE', key, ttl)
+  return #items - drop
+end
+"""
 
 # KEYS: msg, outbox, busy, history, blocked, rate, day. ARGV: now_ms, lease_ms, retention_s, question,
 # ask ('1': a new question for the model), rpm, window_ms, member, msg_id.

@@ -108,7 +108,7 @@ class Bot:
         if key == "GET_KEY":
             return self.key_reply(openid)
         if key == "RESET_CHAT":
-            self.svc.history.clear(openid)
+            self.svc.conversation.clear_history(openid)
             return texts.RESET_DONE
         if key == "MY_USAGE":
             return self.usage_reply(openid)
