@@ -53,6 +53,22 @@ def clean_env(**overrides: str) -> dict[str, str]:
     return env
 
 
+def service_env(redis_url: str, upstream_url: str, **overrides: str) -> dict[str, str]:
+    """The environment of the service as a real process: the test account, the test doubles."""
+    from tests.conftest import ACCOUNT, TEST_SECRET
+
+    base = {
+        "BOT_ENV": "test",
+        "REDIS_URL": redis_url,
+        "BOT_SECRET": TEST_SECRET,
+        "OPENAI_BASE_URL": upstream_url,
+        "WECHAT_TOKEN": ACCOUNT.token,
+        "WECHAT_AES_KEY": ACCOUNT.aes_key,
+        "WECHAT_APPID": ACCOUNT.appid,
+    }
+    return clean_env(**{**base, **overrides})
+
+
 def python(*args: str) -> list[str]:
     return [sys.executable, *args]
 

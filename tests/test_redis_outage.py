@@ -19,8 +19,8 @@ from bot.store.apikeys import KeyStore
 from bot.store.embedded import EmbeddedRedis
 from bot.store.vault import Vault
 from tests import traffic
-from tests.conftest import ACCOUNT, TEST_SECRET
-from tests.procs import clean_env, free_port, start_gunicorn, stop
+from tests.conftest import TEST_SECRET
+from tests.procs import free_port, service_env, start_gunicorn, stop
 
 pytestmark = pytest.mark.slow
 
@@ -39,20 +39,15 @@ def own_redis(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def service(own_redis, upstream_server):
-    env = clean_env(
-        BOT_ENV="test",
-        REDIS_URL=own_redis.url,
-        BOT_SECRET=TEST_SECRET,
+    env = service_env(
+        own_redis.url,
+        upstream_server.url,
         OPENAI_API_KEY="sk-upstream-test",
-        OPENAI_BASE_URL=upstream_server.url,
         OPENAI_TIMEOUT="3",
         BOT_LEASE_SECONDS=str(LEASE),
         BOT_KEY_GRANT_TOKENS=str(GRANT),
         BOT_RATE_KEY_RPM="0",
         BOT_RATE_OPENID_RPM="0",
-        WECHAT_TOKEN=ACCOUNT.token,
-        WECHAT_AES_KEY=ACCOUNT.aes_key,
-        WECHAT_APPID=ACCOUNT.appid,
     )
     port = free_port()
     process = start_gunicorn(env, port)

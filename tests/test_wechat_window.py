@@ -13,7 +13,7 @@ import requests
 from bot.store import keyspace
 from bot.wechat import texts
 from tests.conftest import ACCOUNT
-from tests.procs import free_port, start_gunicorn, stop, wait_for
+from tests.procs import free_port, service_env, start_gunicorn, stop, wait_for
 from tests.wechat_servers import Outcome, WeChatServers
 
 pytestmark = pytest.mark.slow
@@ -29,17 +29,10 @@ def latency_of(messages):
 @pytest.fixture(scope="module", params=["passive", "customer_service"])
 def service(request, redis_server, upstream_server, wechat_api_server):
     """Two instances of the service, as two hosts behind a load balancer."""
-    from tests.procs import clean_env
-
-    env = clean_env(
-        BOT_ENV="test",
-        REDIS_URL=redis_server.url,
-        BOT_SECRET="s" * 40,
-        OPENAI_BASE_URL=upstream_server.url,
+    env = service_env(
+        redis_server.url,
+        upstream_server.url,
         OPENAI_TIMEOUT="30",
-        WECHAT_TOKEN=ACCOUNT.token,
-        WECHAT_AES_KEY=ACCOUNT.aes_key,
-        WECHAT_APPID=ACCOUNT.appid,
         WECHAT_SECRET="wechat-app-secret",
         WECHAT_API_BASE_URL=wechat_api_server.url,
         WECHAT_REPLY_MODE=request.param,
@@ -185,17 +178,7 @@ def test_an_invalidated_token_is_refreshed_and_the_push_goes_out_once(service, w
 
 @pytest.fixture(scope="module")
 def real_timing(redis_server, upstream_server, wechat_api_server):
-    from tests.procs import clean_env
-
-    env = clean_env(
-        BOT_ENV="test",
-        REDIS_URL=redis_server.url,
-        BOT_SECRET="s" * 40,
-        OPENAI_BASE_URL=upstream_server.url,
-        WECHAT_TOKEN=ACCOUNT.token,
-        WECHAT_AES_KEY=ACCOUNT.aes_key,
-        WECHAT_APPID=ACCOUNT.appid,
-    )
+    env = service_env(redis_server.url, upstream_server.url)
     port = free_port()
     process = start_gunicorn(env, port)
     yield f"http://127.0.0.1:{port}"
