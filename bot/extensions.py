@@ -91,7 +91,11 @@ def build_services(settings: Settings) -> Services:
             probe=True,
         ),
         wechat=WeChatProtocol(
-            settings.wechat_token, settings.wechat_aes_key, settings.wechat_appid, settings.wechat_aes_key_previous
+            settings.wechat_token,
+            settings.wechat_aes_key,
+            settings.wechat_appid,
+            settings.wechat_aes_key_previous,
+            max_age=min(600, settings.reply_retention_seconds),
         )
         if settings.wechat_token
         else None,

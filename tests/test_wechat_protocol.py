@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 
 import pytest
 from wechatpy.crypto import PrpCrypto, WeChatCrypto
@@ -73,9 +74,10 @@ def encrypted_body(ciphertext: str) -> bytes:
 
 
 def signed_for(ciphertext: str) -> dict[str, str]:
-    params = {"timestamp": "1700000000", "nonce": "99"}
-    params["signature"] = signature_of(ACCOUNT.token, "1700000000", "99")
-    params["msg_signature"] = signature_of(ACCOUNT.token, "1700000000", "99", ciphertext)
+    now = str(int(time.time()))
+    params = {"timestamp": now, "nonce": "99"}
+    params["signature"] = signature_of(ACCOUNT.token, now, "99")
+    params["msg_signature"] = signature_of(ACCOUNT.token, now, "99", ciphertext)
     params["encrypt_type"] = "aes"
     return params
 
@@ -178,3 +180,27 @@ def test_encrypted_delivery_without_an_aes_key_is_400(config, redis, make_app):
 def test_without_wechat_token_the_webhook_is_unavailable(config, redis, make_app):
     app = make_app({k: v for k, v in config.items() if k != "WECHAT_TOKEN"})
     assert app.test_client().get("/wechat", query_string=verification()).status_code == 503
+
+
+def test_a_replayed_delivery_gets_the_same_reply_and_no_second_model_call(client, upstream):
+    params, body = delivery()
+    first = post(client, params, body)
+    again = post(client, params, body)  # the same captured request, sent again
+    assert first.status_code == again.status_code == 200
+    opened = [simulate.open_reply(ACCOUNT, r.data, encrypted=True)["Content"] for r in (first, again)]
+    assert opened == ["回答：hi", "回答：hi"]
+    assert upstream.calls == 1
+
+
+@pytest.mark.parametrize("age", [601, -601, 86400 * 2])
+def test_a_delivery_signed_too_long_ago_is_refused_as_a_replay(client, upstream, age):
+    xml = simulate.message_xml(ACCOUNT, OPENID, "text", Content="hi", MsgId=77)
+    params, body = simulate.sign(ACCOUNT, xml, "safe", timestamp=str(int(time.time()) - age))
+    assert post(client, params, body).status_code == 403
+    assert upstream.calls == 0
+
+
+def test_a_delivery_signed_minutes_ago_is_accepted(client, upstream):
+    xml = simulate.message_xml(ACCOUNT, OPENID, "text", Content="hi", MsgId=78)
+    params, body = simulate.sign(ACCOUNT, xml, "safe", timestamp=str(int(time.time()) - 300))
+    assert post(client, params, body).status_code == 200

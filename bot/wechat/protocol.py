@@ -67,8 +67,11 @@ def cdata_safe(text: str) -> str:
 
 
 class WeChatProtocol:
-    def __init__(self, token: str, aes_key: str, appid: str, previous_aes_key: str = ""):
+    def __init__(self, token: str, aes_key: str, appid: str, previous_aes_key: str = "", max_age: float = 600):
         self.token = token
+        # A signed delivery can be captured and sent again. Within `max_age` its MsgId's claim (kept
+        # far longer) answers a replay with the same reply and no model call; older ones are refused.
+        self.max_age = max_age
         self.crypto = WeChatCrypto(token, aes_key, appid) if aes_key else None
         # After the console's EncodingAESKey is reset, deliveries already sent (and their retries)
         # still come sealed with the old key: WECHAT_AES_KEY_PREVIOUS opens them.
@@ -83,10 +86,19 @@ class WeChatProtocol:
     def read(self, args: Mapping[str, str], body: bytes) -> Delivery:
         """Verify and parse one delivery in plaintext, compatible or safe mode."""
         self.check_signature(args)
+        self._check_fresh(args.get("timestamp", ""))
         encrypted = args.get("encrypt_type", "raw").lower() == "aes"
         xml, crypto = self._decrypt(args, body) if encrypted else (body, None)
         message = _parse(xml)
         return Delivery(message, encrypted, args.get("nonce", ""), args.get("timestamp", ""), crypto)
+
+    def _check_fresh(self, timestamp: str) -> None:
+        try:
+            age = abs(time.time() - int(timestamp))
+        except ValueError:
+            raise WebhookError(400, f"timestamp is not a number: {timestamp[:20]!r}") from None
+        if age > self.max_age:
+            raise WebhookError(403, f"delivery signed {int(age)} s from now: refused as a replay")
 
     def _decrypt(self, args: Mapping[str, str], body: bytes) -> tuple[bytes | str, WeChatCrypto]:
         if self.crypto is None:
