@@ -35,6 +35,15 @@ def message_id(message: BaseMessage) -> str:
     return f"event-{int(message.time)}-{hashlib.sha1(what.encode()).hexdigest()[:12]}"
 
 
+def said(message: BaseMessage) -> str:
+    """What a text message says, or what WeChat recognised in a voice message ("" for the rest)."""
+    if message.type == "text":
+        return message.content or ""
+    if message.type == "voice":
+        return getattr(message, "recognition", None) or ""
+    return ""
+
+
 class Bot:
     def __init__(self, svc: Services, courier: Courier, base_url: Callable[[], str]):
         self.svc = svc
@@ -70,32 +79,27 @@ class Bot:
 
     def question(self, message: BaseMessage) -> str | None:
         """The text to put to the model (or 继续), or None for what is answered without it."""
-        if message.type == "text":
-            text = message.content or ""
-        elif message.type == "voice":
-            text = getattr(message, "recognition", None) or ""
-        else:
-            return None
+        text = said(message)
         command = text.strip()
-        if not command:
-            return None
-        if command.startswith("/") and message.source in self.settings.admin_openids:
-            return None
-        if command.lower() in self.settings.key_keywords:
+        if not command or self.is_admin_command(message.source, command) or self.asks_for_key(command):
             return None
         return text
 
+    def is_admin_command(self, openid: str, command: str) -> bool:
+        return command.startswith("/") and openid in self.settings.admin_openids
+
+    def asks_for_key(self, command: str) -> bool:
+        return command.lower() in self.settings.key_keywords
+
     def quick_reply(self, message: BaseMessage) -> str | None:
-        openid = message.source
-        if message.type in ("text", "voice"):
-            command = (message.content if message.type == "text" else message.recognition or "").strip()
-            if command.startswith("/") and openid in self.settings.admin_openids:
-                return AdminCommands(self.svc, openid).run(command)
-            if command.lower() in self.settings.key_keywords:
-                return self.key_reply(openid)
-            return texts.UNSUPPORTED
+        """The reply to a message that is not a question for the model."""
+        openid, command = message.source, said(message).strip()
         if message.type == "event":
             return self.on_event(openid, message)
+        if self.is_admin_command(openid, command):
+            return AdminCommands(self.svc, openid).run(command)
+        if self.asks_for_key(command):
+            return self.key_reply(openid)
         return texts.UNSUPPORTED
 
     def on_event(self, openid: str, message: BaseMessage) -> str | None:
