@@ -14,8 +14,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.doubles import JsonHandler, QuietServer
 
 
 def echo_answer(messages: list[dict[str, str]]) -> str:
@@ -53,21 +54,13 @@ class Received:
     at: float = field(default_factory=time.monotonic)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 4096  # the stdlib default of 5 refuses bursts
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # a client that hung up (a timeout under test) is not the double's failure
-
-
 class UpstreamDouble:
     def __init__(self) -> None:
         self.behaviour = Behaviour()
         self.received: list[Received] = []
         self.streams: list[Streamed] = []
         self._lock = threading.Lock()
-        self._server = _Server(("127.0.0.1", 0), self._handler())
+        self._server = QuietServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -126,15 +119,10 @@ class UpstreamDouble:
             behaviour.fail_times -= 1
             return behaviour, behaviour.fail_times >= 0
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[JsonHandler]:
         double = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(JsonHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
@@ -146,13 +134,13 @@ class UpstreamDouble:
                     self.connection.shutdown(2)
                     return
                 if fail:
-                    return self._send(behaviour.status, b'{"error": {"message": "failing on purpose"}}')
+                    return self.send_json(behaviour.status, b'{"error": {"message": "failing on purpose"}}')
                 if behaviour.mode == "malformed":
-                    return self._send(200, b'{"choices": [ this is not json')
+                    return self.send_json(200, b'{"choices": [ this is not json')
                 content = "" if behaviour.mode == "empty" else behaviour.answer(body["messages"])
                 if body.get("stream"):
                     return self._stream(body, content, behaviour)
-                return self._send(200, json.dumps(_completion(body, content, behaviour.finish_reason)).encode())
+                return self.send_json(200, json.dumps(_completion(body, content, behaviour.finish_reason)).encode())
 
             def _stream(self, body: dict[str, Any], content: str, behaviour: Behaviour) -> None:
                 streamed = double._new_stream()
@@ -176,13 +164,6 @@ class UpstreamDouble:
             def _chunk(self, data: bytes) -> None:
                 self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
                 self.wfile.flush()
-
-            def _send(self, status: int, payload: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
 
         return Handler
 

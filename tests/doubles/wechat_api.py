@@ -11,9 +11,10 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+from tests.doubles import JsonHandler, QuietServer
 
 
 @dataclass
@@ -31,20 +32,12 @@ class State:
     delays: dict[str, float] = field(default_factory=dict)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 1024
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass
-
-
 class WeChatApiDouble:
     def __init__(self, appid: str, secret: str):
         self.appid, self.secret = appid, secret
         self.state = State()
         self.lock = threading.Lock()
-        self._server = _Server(("127.0.0.1", 0), self._handler())
+        self._server = QuietServer(("127.0.0.1", 0), self._handler())
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     @property
@@ -92,25 +85,15 @@ class WeChatApiDouble:
                 return {"errcode": 40001, "errmsg": "invalid credential"}
             return {"errcode": 0, "errmsg": "ok"}
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[JsonHandler]:
         double = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(JsonHandler):
             def _serve(self, body: Any) -> None:
                 url = urlparse(self.path)
                 query = {k: v[0] for k, v in parse_qs(url.query).items()}
                 time.sleep(double.state.delays.get(url.path, 0.0))
-                payload = json.dumps(double.answer(url.path, query, body)).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                self.send_json(200, json.dumps(double.answer(url.path, query, body)).encode())
 
             def do_GET(self) -> None:
                 self._serve(None)
