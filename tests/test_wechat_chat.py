@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from bot.chat.usage import estimate_tokens
 from bot.extensions import services
 from bot.store import keyspace
 from tests.conftest import ACCOUNT
@@ -210,6 +211,10 @@ def test_the_daily_chat_allowance_is_enforced_politely(config, make_app, upstrea
     assert replies[-1].startswith("今天的免费聊天额度已经用完啦")
     answered = 1 + sum(r.startswith("回答") for r in replies)
     assert upstream.calls == answered  # refused before the model was asked
+    charged = sum(  # what each answered turn used: its dialogue (no system prompt) and its answer
+        estimate_tokens(m["content"] for m in r.body["messages"] if m["role"] != "system")
+        + estimate_tokens("回答：" + r.body["messages"][-1]["content"])
+        for r in upstream.received
+    )
     with app.app_context():
-        used = services().conversation.used_today(OPENID)
-    assert 0 < used <= 40 + 40  # counted; one answer may pass the cap
+        assert services().conversation.used_today(OPENID) == charged
