@@ -14,6 +14,8 @@ import redis
 from bot.store import keyspace
 from bot.store.apikeys import today
 
+BATCH = 500
+
 
 @dataclass(frozen=True)
 class DayStats:
@@ -30,9 +32,14 @@ class Stats:
 
     def _sum(self, pattern: str, *fields: str) -> list[int]:
         totals = [0] * len(fields)
-        for key in self.redis.scan_iter(match=pattern, count=1000):
-            for i, value in enumerate(self.redis.hmget(key, *fields)):
-                totals[i] += int(value or 0)
+        keys = list(self.redis.scan_iter(match=pattern, count=1000))
+        for start in range(0, len(keys), BATCH):  # one pipelined round trip per batch, not per key
+            with self.redis.pipeline(transaction=False) as pipe:
+                for key in keys[start : start + BATCH]:
+                    pipe.hmget(key, *fields)
+                for values in pipe.execute():
+                    for i, value in enumerate(values):
+                        totals[i] += int(value or 0)
         return totals
 
     def today(self) -> DayStats:
