@@ -20,7 +20,6 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from bot.errors import ChatError
 
-DOORS = ("api", "openai", "wechat", "ops", "other")
 DELIVERY_OUTCOMES = ("in_window", "continue", "pushed", "expired", "deferred")
 
 REQUESTS = Counter(
@@ -60,13 +59,9 @@ def door_of(path: str) -> str:
     return "other"
 
 
-def enter_door(door: str):
-    """Mark the current request's door (a token for leave_door); tokens charged inside are its."""
-    return _door.set(door)
-
-
-def leave_door(token) -> None:
-    _door.reset(token)
+def enter_door(door: str) -> None:
+    """Mark the current request's door: tokens charged in its context are counted as its."""
+    _door.set(door)
 
 
 def count_request(door: str, status: int, outcome: str) -> None:

@@ -46,13 +46,18 @@ def note_content(text: str) -> None:
     g.log_content = text
 
 
+def note_answer(answer_id: str, tokens: int) -> None:
+    """The answer this request returned, named on its log line (one line per request, not two)."""
+    g.answer = f" id={answer_id} tokens={tokens}"
+
+
 def _begin() -> None:
     incoming = request.headers.get("X-Request-Id", "")
     g.request_id = incoming if _SANE_ID.match(incoming) else uuid.uuid4().hex
     g.started = time.monotonic()
     g.door = metrics.door_of(request.path)
     _request_id.set(g.request_id)
-    metrics.enter_door(g.door)
+    metrics.enter_door(g.door)  # never reset: a stream's tokens are charged after this request's hooks
 
 
 def _finish(response: Response, log_content: bool) -> Response:
@@ -62,7 +67,7 @@ def _finish(response: Response, log_content: bool) -> Response:
     outcome = failure.name.lower() if failure is not None else ("ok" if status < 400 else f"http_{status}")
     metrics.count_request(door, status, outcome)
     who = g.get("log_id") or (f"openid={g.openid}" if g.get("openid") else "-")
-    extra = ""
+    extra = g.get("answer", "")
     if log_content and g.get("log_content"):
         extra = f" content={g.log_content[:CONTENT_LOG_CHARS]!r}"
     ms = (time.monotonic() - g.get("started", time.monotonic())) * 1000

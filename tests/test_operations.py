@@ -166,19 +166,26 @@ def test_a_request_id_is_echoed_or_made(client):
     assert client.get("/healthz").headers["X-Request-Id"] != client.get("/healthz").headers["X-Request-Id"]
 
 
-def test_every_log_line_of_a_request_carries_its_id_and_no_secret(client, issue_key, caplog):
+def test_every_log_line_of_a_request_carries_its_id_and_no_secret(client, issue_key, upstream, caplog):
     key = issue_key()
     secret_question = "我的秘密问题 tell nobody"
     with caplog.at_level(logging.INFO):
         response = client.post(
             URL, json={"api_secret_key": key, "messages": one(secret_question)}, headers={"X-Request-Id": "rid-1"}
         )
-        client.post(URL, json={"api_secret_key": key, "messages": one(secret_question), "stream": "x"})
     assert response.status_code == 200
-    lines = [r for r in caplog.records if getattr(r, "request_id", "-") == "rid-1"]
-    assert len(lines) >= 2  # the chat line and the request line
-    request_line = next(r.getMessage() for r in lines if r.name == "bot.request")
+    [request_line] = [r.getMessage() for r in caplog.records]  # one line per request
+    assert caplog.records[0].request_id == "rid-1"
     assert "door=api POST /api/v1/chat/completions status=200" in request_line and "who=key#" in request_line
+    assert f"id={response.get_json()['id']} tokens={response.get_json()['usage']['total_tokens']}" in request_line
+    caplog.clear()
+    upstream.reset(status=500)  # the chat core logs the model's failure: that line carries the id too
+    with caplog.at_level(logging.INFO):
+        client.post(URL, json={"api_secret_key": key, "messages": one(secret_question)}, headers={"X-Request-Id": "r2"})
+        client.post(URL, json={"api_secret_key": key, "messages": one(secret_question), "stream": "x"})
+    first = [r for r in caplog.records if r.name.startswith("bot.")][:2]
+    assert {r.name for r in first} == {"bot.chat.providers", "bot.request"}
+    assert all(r.request_id == "r2" for r in first)
     for record in caplog.records:
         text = logging.Formatter("%(message)s").format(record)
         assert key not in text and key[3:20] not in text and "秘密" not in text

@@ -22,7 +22,7 @@ from bot.chat.dialogue import parse_dialogue
 from bot.chat.sse import event
 from bot.errors import ChatError
 from bot.extensions import services
-from bot.observe import note_content
+from bot.observe import note_answer, note_content
 from bot.store.vault import log_id
 
 logger = logging.getLogger(__name__)
@@ -58,20 +58,10 @@ def serve(body: dict[str, Any]) -> Response:
     turns = parse_dialogue(body.get("messages"))
     note_content(turns[-1].content)
     chat, payer = services().chat, key_payer(fingerprint, user)
-    try:
-        answer = chat.stream(turns, payer) if stream else chat.complete(turns, payer)
-    except ChatError as error:
-        logger.info("api chat %s failed: %s (%s)", log_id(fingerprint), error.failure.name, error.message)
-        raise
+    answer = chat.stream(turns, payer) if stream else chat.complete(turns, payer)
     if isinstance(answer, AnswerStream):
         return event_stream(_events(answer, log_id(fingerprint), started))
-    logger.info(
-        "api chat %s ok id=%s tokens=%d ms=%d",
-        log_id(fingerprint),
-        answer.id,
-        answer.usage.total_tokens,
-        (time.monotonic() - started) * 1000,
-    )
+    note_answer(answer.id, answer.usage.total_tokens)  # on the request's one log line
     return jsonify(completion_body(answer))
 
 

@@ -56,8 +56,7 @@ def error_response(failure: Failure, message: str, retry_after: int | None = Non
 @dataclass(frozen=True)
 class ChatRequest:
     model: str
-    system: str | None
-    turns: list[Turn]
+    turns: list[Turn]  # the system message, if any, travels in options
     options: Options
     stream: bool
     include_usage: bool
@@ -80,7 +79,7 @@ def parse_request(body: dict[str, Any], default_model: str) -> ChatRequest:
         top_p=_number(body, "top_p", 0.0, 1.0),
         system=system,
     )
-    return ChatRequest(model, system, turns, options, stream, _include_usage(body, stream), read_user(body))
+    return ChatRequest(model, turns, options, stream, _include_usage(body, stream), read_user(body))
 
 
 def _number(body: dict[str, Any], name: str, low: float, high: float) -> float | None:

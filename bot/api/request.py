@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,15 +19,17 @@ logger = logging.getLogger(__name__)
 
 MAX_USER_CHARS = 256
 _A_KEY = "\x00key"  # a path step naming an object's key rather than its value
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def read_json_object() -> dict[str, Any]:
     """The body as a JSON object, whatever the Content-Type (the spec's curl example sends none)."""
-    raw = request.get_data(cache=False)
     try:
-        body = json.loads(raw)
+        text = request.get_data(cache=False).decode("utf-8-sig")  # a leading BOM is tolerated
     except UnicodeDecodeError:
         raise ChatError(Failure.BAD_REQUEST, "body is not UTF-8") from None
+    try:
+        body = json.loads(text)
     except ValueError as exc:
         detail = f"invalid JSON at line {exc.lineno} column {exc.colno}" if hasattr(exc, "lineno") else "invalid JSON"
         raise ChatError(Failure.BAD_REQUEST, detail) from None
@@ -34,7 +37,9 @@ def read_json_object() -> dict[str, Any]:
         raise ChatError(Failure.BAD_REQUEST, "JSON nested too deeply") from None
     if not isinstance(body, dict):
         raise ChatError(Failure.BAD_REQUEST, f"expected a JSON object, got {type(body).__name__}")
-    where = _lone_surrogate(body)
+    # Strict UTF-8 carries no surrogate, so one can only come from a \uD8xx–\uDFxx escape: walk the
+    # whole body only when the text has such an escape.
+    where = _lone_surrogate(body) if _SURROGATE_ESCAPE.search(text) else None
     if where is not None:
         raise ChatError(Failure.BAD_REQUEST, f"{where} is not valid Unicode (a lone surrogate \\u escape)")
     return body
@@ -90,10 +95,10 @@ def read_user(body: dict[str, Any]) -> str | None:
     return user or None
 
 
-def fingerprint_of(key: Any, missing: Failure = Failure.MISSING_KEY) -> str:
+def fingerprint_of(key: Any) -> str:
     """The fingerprint of a well-formed key, or ChatError (missing, or cannot be a key)."""
     if key is None or key == "":
-        raise ChatError(missing)
+        raise ChatError(Failure.MISSING_KEY)
     if not isinstance(key, str):
         raise ChatError(Failure.INVALID_KEY, f"the key must be a string, got {type(key).__name__}")
     fingerprint = services().keys.lookup(key.strip())

@@ -22,7 +22,7 @@ from bot.chat.core import AnswerStream
 from bot.chat.sse import event
 from bot.errors import ChatError, Failure, shown
 from bot.extensions import services
-from bot.observe import note_content
+from bot.observe import note_answer, note_content
 from bot.store.vault import log_id
 
 logger = logging.getLogger(__name__)
@@ -53,16 +53,11 @@ def _serve(fingerprint: str, req: ChatRequest) -> Response:
     started, svc = time.monotonic(), services()
     note_content(req.turns[-1].content)
     payer = key_payer(fingerprint, req.user)
-    try:
-        if req.stream:
-            answer = svc.chat.stream(req.turns, payer, req.options)
-            return event_stream(_chunks(answer, req, log_id(fingerprint), started))
-        completion = svc.chat.complete(req.turns, payer, req.options)
-    except ChatError as error:
-        logger.info("v1 chat %s failed: %s (%s)", log_id(fingerprint), error.failure.name, error.message)
-        raise
-    tokens, ms = completion.usage.total_tokens, (time.monotonic() - started) * 1000
-    logger.info("v1 chat %s ok id=%s tokens=%d ms=%d", log_id(fingerprint), completion.id, tokens, ms)
+    if req.stream:
+        answer = svc.chat.stream(req.turns, payer, req.options)
+        return event_stream(_chunks(answer, req, log_id(fingerprint), started))
+    completion = svc.chat.complete(req.turns, payer, req.options)
+    note_answer(completion.id, completion.usage.total_tokens)  # on the request's one log line
     return jsonify(completion_body(completion, req.model))
 
 

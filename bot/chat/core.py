@@ -54,7 +54,6 @@ class Completion:
     content: str
     finish_reason: str
     usage: Usage
-    dialogue: tuple[Turn, ...]  # what was sent upstream, after trimming
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,6 @@ class Prepared:
     """A turn ready to go upstream: trimmed, priced, its tokens reserved."""
 
     messages: list[dict[str, str]]
-    dialogue: tuple[Turn, ...]
     prompt_tokens: int
     reserved: int
 
@@ -99,9 +97,7 @@ class ChatService:
             raise
         usage = Usage(ready.prompt_tokens, estimate_tokens(reply.content))
         charge(payer, ready.reserved, usage.total_tokens)
-        return Completion(
-            new_completion_id(), int(time.time()), reply.content, reply.finish_reason, usage, ready.dialogue
-        )
+        return Completion(new_completion_id(), int(time.time()), reply.content, reply.finish_reason, usage)
 
     def stream(self, turns: Sequence[Turn], payer: Payer, options: Options = DEFAULTS) -> AnswerStream:
         """Like complete(), but the answer arrives in pieces; the first is in hand before this returns.
@@ -127,7 +123,7 @@ class ChatService:
         answer = min(self.answer_tokens, options.max_tokens or self.answer_tokens)
         reserved = payer.reserve(prompt_tokens + answer, prompt_tokens + min(answer, MIN_ANSWER_TOKENS))
         messages = self.upstream_messages(dialogue, self.system_prompt if system is None else system)
-        return Prepared(messages, dialogue, prompt_tokens, reserved)
+        return Prepared(messages, prompt_tokens, reserved)
 
     def upstream_messages(self, dialogue: Sequence[Turn], system: str) -> list[dict[str, str]]:
         return ([{"role": "system", "content": system}] if system else []) + [t.as_dict() for t in dialogue]
@@ -142,7 +138,6 @@ class AnswerStream:
 
     def __init__(self, id: str, created: int, ready: Prepared, payer: Payer, pieces: Pieces, first: str):
         self.id, self.created = id, created
-        self.dialogue = ready.dialogue
         self.usage = Usage(ready.prompt_tokens, 0)
         self._ready, self._payer, self._pieces = ready, payer, pieces
         self._produced = [first]

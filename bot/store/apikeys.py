@@ -127,10 +127,6 @@ class KeyStore:
             raise RuntimeError(f"the key of {openid} was sealed under another BOT_SECRET")
         return key
 
-    def key_of(self, openid: str) -> str | None:
-        sealed = self.redis.hget(keyspace.account(openid), "key_sealed")
-        return self._open(sealed, openid) if sealed else None
-
     def fingerprint_of(self, openid: str) -> str | None:
         return self.redis.hget(keyspace.account(openid), "key_fp")
 

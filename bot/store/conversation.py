@@ -22,8 +22,8 @@ from bot.errors import Failure
 from bot.store import keyspace
 from bot.store.apikeys import today
 from bot.store.conversation_lua import BEGIN_TURN, CLAIM, COLLECT, DEFER, FINISH_TURN, RECOVER, REPLY
+from bot.store.keyspace import DAY_TTL
 from bot.store.limits import WINDOW_MS, now_ms, request_member
-from bot.store.quota import DAY_TTL
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import hashlib
 import re
 
 PREFIX = "bot"
+DAY_TTL = 3 * 86400  # day counters outlive their day: yesterday's figures stay readable
 _OPENID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 

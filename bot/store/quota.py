@@ -21,11 +21,11 @@ import redis
 from bot.errors import ChatError, Failure
 from bot.store import keyspace
 from bot.store.apikeys import today
+from bot.store.keyspace import DAY_TTL
 from bot.store.limits import WINDOW_LUA, WINDOW_MS, now_ms, rate_limited, request_member
 
 Clock = Callable[[], float]
 
-DAY_TTL = 3 * 86400
 
 # KEYS: the key's record, its holds, its window, the window of the request's `user` (optional).
 # ARGV: wanted, minimum, now_ms, window_ms, key_rpm, user_rpm, member, user_blocked, hold id, lease_ms.

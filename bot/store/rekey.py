@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import redis
 
 from bot.store import keyspace
+from bot.store.keyspace import DAY_TTL
 from bot.store.vault import Vault, log_id
 
 logger = logging.getLogger(__name__)
 
-DAY_TTL = 3 * 86400
 
 # KEYS: the old record, its day counter. Delete both; answer the record's fields and the day's use.
 _DRAIN = """
@@ -38,20 +38,21 @@ table.insert(record, day[2] or '0')
 return record
 """
 
-# KEYS: the new record, its day counter. ARGV: the day's tokens and calls, then field, value, …
+# KEYS: the new record, its day counter. ARGV: the day's tokens and calls, the day's TTL, then field,
+# value, …
 # Never overwrites a record that exists: its balance and use are added to instead.
 _PLACE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
-  for i = 3, #ARGV, 2 do
+  for i = 4, #ARGV, 2 do
     if ARGV[i] == 'balance' or ARGV[i] == 'used' then redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
   end
 else
-  redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+  redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 end
 if tonumber(ARGV[1]) > 0 or tonumber(ARGV[2]) > 0 then
   redis.call('HINCRBY', KEYS[2], 'tokens', ARGV[1])
   redis.call('HINCRBY', KEYS[2], 'calls', ARGV[2])
-  redis.call('EXPIRE', KEYS[2], 259200)
+  redis.call('EXPIRE', KEYS[2], ARGV[3])
 end
 return 1
 """
@@ -97,7 +98,7 @@ class KeyMigration:
             record["balance"] = str(int(record.get("balance", 0)) + int(record.get("reserved", 0)))
             record["reserved"] = "0"
             fields = [item for pair in record.items() for item in pair]
-            self._place(keys=[keyspace.api_key(new), keyspace.api_key_day(new, day)], args=[*day_use, *fields])
+            self._place(keys=[keyspace.api_key(new), keyspace.api_key_day(new, day)], args=[*day_use, DAY_TTL, *fields])
             owner = owner or record.get("owner")
         if owner and keyspace.valid_openid(owner):
             self._repoint(keys=[keyspace.account(owner)], args=[old, new, self.vault.seal(api_key)])
