@@ -134,8 +134,9 @@ def test_a_stream_left_early_is_charged_what_the_model_produced(provider, upstre
 def test_a_stream_that_fails_before_any_text_costs_nothing(provider, upstream, key):
     keys, payer, fingerprint = key
     upstream.reset(status=503)
-    with pytest.raises(ChatError):
+    with pytest.raises(ChatError) as error:
         ChatService(provider, "", 100).stream([Turn("user", "hi")], payer)
+    assert error.value.failure is Failure.UPSTREAM_FAILED
     assert spent(keys, fingerprint) == 0
 
 
