@@ -6,7 +6,9 @@ import itertools
 import time
 from collections.abc import Callable
 
+from bot.store import keyspace
 from bot.wechat import simulate
+from tests.procs import wait_for
 
 Post = Callable[[dict[str, str], bytes], tuple[int, bytes]]
 _msg_ids = itertools.count(10**17)
@@ -49,3 +51,11 @@ class Follower:
 
     def click(self, key: str) -> str | None:
         return self.event("CLICK", EventKey=key)
+
+
+def recorded(redis, openid: str) -> bool:
+    """Whether the follower's last answer is recorded in Redis (its model slot is free again).
+
+    A reply goes to WeChat as soon as the script recording its turn is sent to Redis, so a test that
+    reads Redis the moment the reply arrives may look just before Redis has run that script."""
+    return wait_for(lambda: not redis.exists(keyspace.busy(openid)), timeout=5)

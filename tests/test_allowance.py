@@ -9,7 +9,7 @@ from bot.store import keyspace
 from bot.store.apikeys import today
 from bot.store.quota import TurnAllowance
 from tests.conftest import ACCOUNT
-from tests.follower import Follower, flask_post
+from tests.follower import Follower, flask_post, recorded
 
 WHO = "oAllowance000000000000000001"
 
@@ -35,8 +35,8 @@ def test_each_answered_turn_is_charged_its_usage_and_failed_ones_nothing(config,
     follower.say("你好")
     first = estimate_tokens(["你好"]) + estimate_tokens("回答：你好")
     day = keyspace.follower_day(WHO, today())
-    assert int(redis.hget(day, "used")) == first
+    assert recorded(redis, WHO) and int(redis.hget(day, "used")) == first
     upstream.reset(status=500)
     follower.say("失败的问题")
-    assert int(redis.hget(day, "used")) == first
+    assert recorded(redis, WHO) and int(redis.hget(day, "used")) == first
     assert 86400 * 2 < redis.ttl(day) <= 86400 * 3

@@ -20,6 +20,7 @@ from bot.store.embedded import EmbeddedRedis
 from bot.store.vault import Vault
 from tests import traffic
 from tests.conftest import TEST_SECRET
+from tests.follower import recorded
 from tests.procs import free_port, service_env, start_gunicorn, stop
 
 pytestmark = pytest.mark.slow
@@ -115,7 +116,7 @@ def test_redis_stops_mid_traffic(how, own_redis, service, db, upstream):
 
     time.sleep(LEASE + 0.3)  # a claim or reservation stranded by the outage may now be taken back
     for who in followers:  # every follower's history is whole question/answer pairs
-        assert traffic.wechat(service, who, "after").outcome == "answer"
+        assert traffic.wechat(service, who, "after").outcome == "answer" and recorded(db, who)
         history = db.lrange(keyspace.history(who), 0, -1)
         assert len(history) % 2 == 0 and history[-2:] == ["after", "回答：after"]
         assert all(a == traffic.ANSWER + q for q, a in zip(history[::2], history[1::2], strict=True))

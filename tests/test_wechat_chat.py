@@ -10,7 +10,7 @@ from bot.chat.usage import estimate_tokens
 from bot.extensions import services
 from bot.store import keyspace
 from tests.conftest import ACCOUNT
-from tests.follower import Follower, flask_post
+from tests.follower import Follower, flask_post, recorded
 
 OPENID = "oFollower0000000000000000001"
 
@@ -21,6 +21,7 @@ def follower(client):
 
 
 def history(redis, openid=OPENID):
+    assert recorded(redis, openid)
     return redis.lrange(keyspace.history(openid), 0, -1)
 
 
@@ -65,7 +66,7 @@ def test_history_keeps_within_2000_characters_forgetting_whole_pairs(follower, r
 def test_history_expires_after_the_configured_idle_time(client, config, redis, make_app):
     app = make_app({**config, "BOT_HISTORY_IDLE_SECONDS": "120"})
     Follower(flask_post(app.test_client()), ACCOUNT, OPENID).say("hi")
-    assert 110 < redis.ttl(keyspace.history(OPENID)) <= 120
+    assert recorded(redis, OPENID) and 110 < redis.ttl(keyspace.history(OPENID)) <= 120
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import pytest
 from bot.store import keyspace
 from bot.wechat import texts
 from tests.conftest import ACCOUNT
-from tests.follower import Follower, flask_post
+from tests.follower import Follower, flask_post, recorded
 from tests.procs import wait_for
 
 WHO = "oFollower0000000000000000009"
@@ -30,7 +30,7 @@ def test_every_delivery_of_a_message_gets_the_same_reply_and_one_model_call(foll
     replies = [follower.say("同一条", msg_id=555) for _ in range(3)]
     assert replies == ["回答：同一条"] * 3
     assert upstream.calls == 1
-    assert redis.lrange(keyspace.history(WHO), 0, -1) == ["同一条", "回答：同一条"]
+    assert recorded(redis, WHO) and redis.lrange(keyspace.history(WHO), 0, -1) == ["同一条", "回答：同一条"]
     assert int(redis.hget(keyspace.message(WHO, "555"), "deliveries")) == 3
     assert 86000 < redis.ttl(keyspace.message(WHO, "555")) <= 86400
 

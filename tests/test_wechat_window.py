@@ -13,6 +13,7 @@ import requests
 from bot.store import keyspace
 from bot.wechat import texts
 from tests.conftest import ACCOUNT
+from tests.follower import recorded
 from tests.procs import free_port, service_env, start_gunicorn, stop, wait_for
 from tests.wechat_servers import Outcome, WeChatServers
 
@@ -110,7 +111,7 @@ def test_each_latency_in_each_mode(service, wechat, upstream, redis, wechat_api)
         assert outcome.reply_took < 5 * SCALE  # every reply reached WeChat within its deadline
     for q in questions:
         assert upstream.calls_about(q) == 1  # one model call per message, whichever host got it
-        assert redis.lrange(keyspace.history(openid(q)), 0, -1) == [q, f"回答：{q}"]  # the turn once
+        assert recorded(redis, openid(q)) and redis.lrange(keyspace.history(openid(q)), 0, -1) == [q, f"回答：{q}"]
 
 
 def test_a_second_question_waits_for_the_first(service, wechat, upstream, redis, wechat_api):
@@ -125,6 +126,7 @@ def test_a_second_question_waits_for_the_first(service, wechat, upstream, redis,
         assert wait_for(lambda: pushes_to(wechat_api, who) == ["回答：q7", "回答：next"])
     [asked_next] = [r for r in upstream.received if r.body["messages"][-1]["content"] == "next"]
     assert [m["content"] for m in asked_next.body["messages"] if m["role"] != "system"] == ["q7", "回答：q7", "next"]
+    assert recorded(redis, who)
     assert redis.lrange(keyspace.history(who), 0, -1) == ["q7", "回答：q7", "next", "回答：next"]
 
 

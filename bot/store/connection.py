@@ -8,9 +8,11 @@ slot and runs unchanged on a cluster.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import redis
 from redis.cluster import RedisCluster
+from redis.commands.core import Script
 from redis.sentinel import Sentinel
 
 logger = logging.getLogger(__name__)
@@ -70,3 +72,48 @@ def disconnect(client) -> None:
         client.close()
     else:
         client.connection_pool.disconnect()
+
+
+# Answers that mean a script did not run at all, so running it the usual way is safe.
+_NOT_RUN = (
+    redis.exceptions.NoScriptError, redis.exceptions.MovedError, redis.exceptions.AskError,
+    redis.exceptions.TryAgainError, redis.exceptions.ClusterDownError,
+)  # fmt: skip
+
+
+def run_script(client, script: Script, keys: list[str], args: list, sent: Callable[[], None]):
+    """Run a registered script, calling `sent()` as soon as its command is written to Redis, before
+    its answer comes back, so that what the caller does then overlaps the round trip.
+
+    A command sent later on another connection nearly always finds the script run, but Redis
+    promises no order between connections: nothing correct may depend on it. Where the quick way
+    fails (script not loaded, a cluster slot moved, a broken connection), the script is run the
+    usual way, with redis-py's own retries; only for scripts that are safe to run twice, since a
+    connection lost after sending leaves unknown whether the first run happened. `sent()` is
+    called once, unless the script could not be sent at all.
+    """
+    node = client.get_node_from_key(keys[0]).redis_connection if isinstance(client, RedisCluster) else client
+    if node is None:  # a cluster node not connected yet
+        answer = script(keys=keys, args=args)
+        sent()
+        return answer
+    pool = node.connection_pool
+    connection = pool.get_connection()
+    try:
+        connection.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+    except (redis.ConnectionError, redis.TimeoutError):
+        connection.disconnect()
+        pool.release(connection)
+        answer = script(keys=keys, args=args)
+        sent()
+        return answer
+    sent()
+    try:
+        return connection.read_response()
+    except (redis.ConnectionError, redis.TimeoutError):
+        connection.disconnect()  # its answer may still come: never reuse it
+    except _NOT_RUN:
+        pass
+    finally:
+        pool.release(connection)
+    return script(keys=keys, args=args)

@@ -21,6 +21,7 @@ from bot.chat.dialogue import Turn as DialogueTurn
 from bot.errors import Failure
 from bot.store import keyspace
 from bot.store.apikeys import today
+from bot.store.connection import run_script
 from bot.store.conversation_lua import BEGIN_TURN, CLAIM, COLLECT, DEFER, FINISH_TURN, RECOVER, REPLY
 from bot.store.keyspace import DAY_TTL
 from bot.store.limits import WINDOW_MS, now_ms, request_member
@@ -98,17 +99,24 @@ class Conversation:
         return None if answer is None else _turn(answer[0], answer[1:])
 
     def finish_turn(
-        self, openid: str, msg_id: str, question: str, answer: str, charge: int | None, parts: list[str], more: str
-    ) -> Finished:
+        self, openid: str, msg_id: str, question: str, answer: str, charge: int | None, parts: list[str], more: str,
+        sent: Callable[[str], None] = lambda reply: None,
+    ) -> Finished:  # fmt: skip
         """Record the answer and, if `charge` is not None, the turn and its tokens; free the slot; decide
-        the reply unless it was deferred. One round trip."""
+        the reply unless it was deferred. One round trip.
+
+        `sent(reply)` is called once the script is on its way to Redis, with the reply it decides
+        unless the message was deferred, so a delivery waiting for it can answer a round trip
+        sooner. Nothing the follower does next needs the script to have run by then: a new question
+        waits for the model slot the script frees, and anything else needs the reply read first."""
         keys = [
             keyspace.message(openid, msg_id), keyspace.history(openid), keyspace.busy(openid),
             keyspace.outbox(openid), keyspace.follower_day(openid, today(self.clock())),
         ]  # fmt: skip
         ok = charge is not None
         args = [msg_id, "1" if ok else "0", question, answer, MAX_CHARS, self.idle, self.retention, charge or 0]
-        reply, owed = self._finish(keys=keys, args=[*args, DAY_TTL, more, *parts])
+        decided = parts[0] + more if len(parts) > 1 else parts[0]
+        reply, owed = run_script(self.redis, self._finish, keys, [*args, DAY_TTL, more, *parts], lambda: sent(decided))
         return Finished(reply, int(owed))
 
     def decided_reply(self, openid: str, msg_id: str) -> str | None:

@@ -71,9 +71,21 @@ class LocalWaits:
     def start(self, key: str) -> None:
         self._calls[key] = (threading.Event(), [])
 
+    def offer(self, key: str, reply: str) -> None:
+        """Hand the reply to the deliveries waiting here while the call is still recording it.
+
+        Only a message with no reply decided has deliveries waiting: a deferral is made by the last
+        delivery after it stopped waiting, and windows never overlap (window < WeChat's timeout)."""
+        entry = self._calls.get(key)
+        if entry is not None and not entry[0].is_set():
+            if reply:
+                entry[1].append(reply)
+            entry[0].set()
+
     def finish(self, key: str, reply: str | None) -> None:
+        """The call has ended: deliveries that still wait get `reply` (unless it was offered before)."""
         entry = self._calls.pop(key, None)
-        if entry is not None:
+        if entry is not None and not entry[0].is_set():
             if reply:
                 entry[1].append(reply)
             entry[0].set()
@@ -158,18 +170,21 @@ class Courier:
         threading.Thread(target=target, args=args, daemon=True).start()
 
     def _run(self, openid: str, msg_id: str, question: str, turn: Turn | None) -> None:
-        reply = None
+        reply, key = None, f"{openid}:{msg_id}"
         try:
             answer, charge = self._answer(openid, msg_id, question, turn)
             parts = split_parts(answer)
-            finished = self.conv.finish_turn(openid, msg_id, question, answer, charge, parts, texts.MORE)
+            finished = self.conv.finish_turn(
+                openid, msg_id, question, answer, charge, parts, texts.MORE,
+                sent=lambda decided: self.waits.offer(key, decided),
+            )  # fmt: skip
             reply = finished.reply
             if finished.owed and self.push_mode:
                 self.push(openid, parts[-finished.owed :])
         except Exception:
             logger.exception("wechat %s msg %s: answering failed", openid, msg_id)
         finally:
-            self.waits.finish(f"{openid}:{msg_id}", reply)
+            self.waits.finish(key, reply)
 
     def _answer(self, openid: str, msg_id: str, question: str, turn: Turn | None) -> tuple[str, int | None]:
         """The answer, and the tokens to charge (None: it failed, and records no turn)."""

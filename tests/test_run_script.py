@@ -1,0 +1,77 @@
+"""run_script: a script's caller is told once its command is on its way, before Redis answers."""
+
+from __future__ import annotations
+
+import time
+
+import redis as redis_py
+
+from bot.store.connection import connect, disconnect, run_script
+
+# Counts its runs in KEYS[1]; the first run holds Redis for ARGV[1] microseconds.
+SLOW = """
+local runs = redis.call('INCR', KEYS[1])
+local t = redis.call('TIME')
+local start = t[1] * 1000000 + t[2]
+if runs == 1 then
+  repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] - start >= tonumber(ARGV[1])
+end
+return runs
+"""
+
+
+def run(client, script, key, hold_us=0):
+    sent = []
+    started = time.monotonic()
+    answer = run_script(client, script, [key], [hold_us], lambda: sent.append(time.monotonic() - started))
+    return answer, sent, time.monotonic() - started
+
+
+def test_the_caller_is_told_before_a_slow_script_answers(redis_server, redis):
+    client = connect(redis_server.url)
+    try:
+        script = client.register_script(SLOW)
+        redis.script_load(SLOW)
+        answer, sent, took = run(client, script, "ran", hold_us=500_000)
+    finally:
+        disconnect(client)
+    assert answer == 1 and redis.get("ran") == "1"
+    assert len(sent) == 1 and sent[0] < 0.25 and took >= 0.5
+
+
+def test_a_script_redis_has_forgotten_is_loaded_and_run_once(redis_server, redis):
+    client = connect(redis_server.url)
+    try:
+        script = client.register_script(SLOW)
+        run(client, script, "ran")
+        redis.script_flush()
+        answer, sent, _ = run(client, script, "ran")
+    finally:
+        disconnect(client)
+    assert answer == 2 and redis.get("ran") == "2" and len(sent) == 1
+
+
+def test_a_connection_redis_dropped_is_replaced(redis_server, redis):
+    client = connect(redis_server.url)
+    try:
+        script = client.register_script(SLOW)
+        run(client, script, "ran")  # leaves a connection in the pool
+        assert redis.client_kill_filter(_type="normal", skipme=True) >= 1
+        answer, sent, _ = run(client, script, "ran")
+    finally:
+        disconnect(client)
+    assert answer == 2 and redis.get("ran") == "2" and len(sent) == 1
+
+
+def test_an_answer_lost_in_a_timeout_means_the_script_is_run_again(redis_server, redis):
+    """The first run's answer does not come within the client's timeout: the script is run again
+    (whether the first one ran is unknown), and the caller was told once, before either answered."""
+    client = redis_py.Redis.from_url(redis_server.url, decode_responses=True, socket_timeout=0.3)
+    try:
+        script = client.register_script(SLOW)
+        redis.script_load(SLOW)
+        answer, sent, took = run(client, script, "ran", hold_us=400_000)
+    finally:
+        client.close()
+    assert answer == 2 and redis.get("ran") == "2"
+    assert len(sent) == 1 and sent[0] < 0.25 and took >= 0.4
