@@ -63,6 +63,14 @@ def _metrics_dir(server) -> None:
 _created: list[str] = []
 
 
+def post_worker_init(worker):
+    """Zero-timeout polls (a check before each Redis command and HTTP connection reuse) go straight
+    to the kernel instead of around gevent's hub: bot/greenpoll.py."""
+    from bot import greenpoll
+
+    greenpoll.install()
+
+
 def child_exit(server, worker):
     """A dead worker's live gauges stop counting; its counters stay in the totals."""
     from prometheus_client import multiprocess

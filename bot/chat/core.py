@@ -77,7 +77,12 @@ def charge(payer: Payer, reserved: int, actual: int) -> int:
 
 
 def new_completion_id() -> str:
-    return "as-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(10))
+    """`as-` and 10 random letters or digits, from one draw of the system's random source."""
+    n, letters = secrets.randbelow(len(_ID_ALPHABET) ** 10), []
+    for _ in range(10):
+        n, i = divmod(n, len(_ID_ALPHABET))
+        letters.append(_ID_ALPHABET[i])
+    return "as-" + "".join(letters)
 
 
 class ChatService:

@@ -17,7 +17,9 @@ import logging
 import threading
 import time
 
+import gevent
 import requests
+from gevent import monkey
 from wechatpy.exceptions import WeChatClientException
 
 from bot import metrics
@@ -166,8 +168,12 @@ class Courier:
         self._spawn(self._run, openid, msg_id, question, turn)
 
     def _spawn(self, target, *args) -> None:
-        # Under gunicorn's gevent worker, threading is patched: this is a greenlet.
-        threading.Thread(target=target, args=args, daemon=True).start()
+        """Run `target` beside the delivery: a greenlet in gunicorn's gevent workers (it starts when
+        the delivery waits), a thread elsewhere (the test client, the CLI)."""
+        if monkey.is_module_patched("threading"):
+            gevent.spawn(target, *args)
+        else:
+            threading.Thread(target=target, args=args, daemon=True).start()
 
     def _run(self, openid: str, msg_id: str, question: str, turn: Turn | None) -> None:
         reply, key = None, f"{openid}:{msg_id}"

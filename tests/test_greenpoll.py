@@ -1,0 +1,47 @@
+"""bot/greenpoll.py under a gevent-patched interpreter, as in a gunicorn worker."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.procs import ROOT
+
+CHECK = """
+from gevent import monkey; monkey.patch_all()
+import select, socket, time
+import gevent
+from bot import greenpoll
+
+assert greenpoll.install() and not greenpoll.install()
+quiet, loud = socket.socketpair()
+others = []
+gevent.spawn(others.append, "ran")
+poll = select.poll()
+poll.register(quiet, select.POLLIN)
+# A zero-timeout poll is the kernel's answer: nothing else runs meanwhile.
+assert poll.poll(0) == [] and others == []
+loud.send(b"x")
+assert poll.poll(0) == [(quiet.fileno(), select.POLLIN)] and others == []
+quiet.recv(1)
+# A poll that may wait is still gevent's: other greenlets run while it waits.
+gevent.spawn(lambda: (gevent.sleep(0.05), loud.send(b"y")))
+started = time.monotonic()
+assert poll.poll(2000) == [(quiet.fileno(), select.POLLIN)] and others == ["ran"]
+assert time.monotonic() - started < 1.0
+poll.unregister(quiet)
+assert poll.poll(0) == []
+print("ok")
+"""
+
+
+def test_zero_timeout_polls_ask_the_kernel_and_waiting_polls_stay_cooperative():
+    done = subprocess.run([sys.executable, "-c", CHECK], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_nothing_changes_without_gevent():
+    script = "import select; from bot import greenpoll; p = select.poll; assert not greenpoll.install(); "
+    script += "assert select.poll is p; print('ok')"
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert done.stdout.strip() == "ok", done.stderr
