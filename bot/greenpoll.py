@@ -15,30 +15,35 @@ from gevent import monkey
 
 
 class _Poll:
-    """`select.poll` for gevent workers: gevent's, except that `poll(0)` asks the kernel directly."""
+    """`select.poll` for gevent workers: the kernel's poll for `poll(0)`, gevent's for a poll that
+    may wait (built only then, from the same registrations)."""
 
     def __init__(self, green, kernel):
-        self._green, self._kernel = green(), kernel
+        self._green, self._kernel = green, kernel()
         self._registered: dict[int, int] = {}
 
     def register(self, fd, eventmask: int = select.POLLIN | select.POLLPRI | select.POLLOUT) -> None:
-        self._green.register(fd, eventmask)
-        self._registered[fd if isinstance(fd, int) else fd.fileno()] = eventmask
+        fd = fd if isinstance(fd, int) else fd.fileno()
+        self._kernel.register(fd, eventmask)
+        self._registered[fd] = eventmask
 
     def modify(self, fd, eventmask: int) -> None:
-        self.register(fd, eventmask)
+        fd = fd if isinstance(fd, int) else fd.fileno()
+        self._kernel.modify(fd, eventmask)
+        self._registered[fd] = eventmask
 
     def unregister(self, fd) -> None:
-        self._green.unregister(fd)
-        del self._registered[fd if isinstance(fd, int) else fd.fileno()]
+        fd = fd if isinstance(fd, int) else fd.fileno()
+        self._kernel.unregister(fd)
+        del self._registered[fd]
 
     def poll(self, timeout=None):
-        if timeout != 0:
-            return self._green.poll(timeout)
-        kernel = self._kernel()
+        if timeout == 0:
+            return self._kernel.poll(0)
+        green = self._green()
         for fd, eventmask in self._registered.items():
-            kernel.register(fd, eventmask)
-        return kernel.poll(0)
+            green.register(fd, eventmask)
+        return green.poll(timeout)
 
 
 def install() -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import redis as redis_py
 
 from bot.store.connection import connect, disconnect, run_script
@@ -20,10 +21,12 @@ return runs
 """
 
 
-def run(client, script, key, hold_us=0):
+def run(client, script, key, hold_us=0, idempotent=True):
     sent = []
     started = time.monotonic()
-    answer = run_script(client, script, [key], [hold_us], lambda: sent.append(time.monotonic() - started))
+    answer = run_script(
+        client, script, [key], [hold_us], lambda: sent.append(time.monotonic() - started), idempotent=idempotent
+    )
     return answer, sent, time.monotonic() - started
 
 
@@ -51,7 +54,7 @@ def test_a_script_redis_has_forgotten_is_loaded_and_run_once(redis_server, redis
     assert answer == 2 and redis.get("ran") == "2" and len(sent) == 1
 
 
-def test_a_connection_redis_dropped_is_replaced(redis_server, redis):
+def test_connections_redis_dropped_while_idle_are_replaced(redis_server, redis):
     client = connect(redis_server.url)
     try:
         script = client.register_script(SLOW)
@@ -75,3 +78,15 @@ def test_an_answer_lost_in_a_timeout_means_the_script_is_run_again(redis_server,
         client.close()
     assert answer == 2 and redis.get("ran") == "2"
     assert len(sent) == 1 and sent[0] < 0.25 and took >= 0.4
+
+
+def test_an_answer_lost_after_sending_a_script_not_safe_to_repeat_is_an_error(redis_server, redis):
+    client = redis_py.Redis.from_url(redis_server.url, decode_responses=True, socket_timeout=0.3)
+    try:
+        script = client.register_script(SLOW)
+        redis.script_load(SLOW)
+        with pytest.raises(redis_py.TimeoutError):
+            run(client, script, "ran", hold_us=400_000, idempotent=False)
+    finally:
+        client.close()
+    assert redis.get("ran") == "1"  # run once, not again

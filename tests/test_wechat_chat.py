@@ -75,6 +75,7 @@ def test_history_expires_after_the_configured_idle_time(client, config, redis, m
 )
 def test_a_failed_model_call_leaves_history_and_allowance_unchanged(app, follower, upstream, redis, behaviour, calls):
     follower.say("记住这个")
+    assert recorded(redis, OPENID)
     with app.app_context():
         used = services().conversation.used_today(OPENID)
     upstream.reset(**behaviour)

@@ -8,6 +8,7 @@ import pytest
 
 from bot.store import keyspace
 from bot.wechat import texts
+from bot.wechat.courier import LocalWaits
 from tests.conftest import ACCOUNT
 from tests.follower import Follower, flask_post, recorded
 from tests.procs import wait_for
@@ -77,8 +78,8 @@ def test_an_owed_answer_whose_worker_died_is_written_again(follower, upstream, r
 def test_a_failed_answer_is_said_politely_and_changes_no_history(follower, upstream, redis):
     upstream.reset(status=500)
     assert follower.say("会失败") == texts.UPSTREAM_FAILED
+    assert recorded(redis, WHO)  # the slot is freed
     assert redis.exists(keyspace.history(WHO)) == 0
-    assert redis.exists(keyspace.busy(WHO)) == 0
 
 
 def test_pushes_stop_at_five_per_message_and_the_rest_is_owed(fast, make_app, upstream, wechat_api):
@@ -97,3 +98,31 @@ def test_pushes_stop_at_five_per_message_and_the_rest_is_owed(fast, make_app, up
     assert rest[0].endswith(texts.MORE) and rest[1].endswith(texts.MORE) and not rest[2].endswith(texts.MORE)
     text = "".join(p.removesuffix(texts.MORE) + "\n" for p in pushed + rest[:3])
     assert text == answer
+
+
+def test_a_waiting_delivery_gets_the_reply_as_soon_as_it_is_being_recorded():
+    waits = LocalWaits()
+    waits.start("o:1")
+    call = waits.get("o:1")
+    waits.offer("o:1", "回答")
+    assert call.done.is_set() and call.replies == ["回答"]
+    waits.finish("o:1", "回答")  # recorded: nothing changes for those already answered
+    assert call.replies == ["回答"] and waits.get("o:1") is None
+
+
+def test_after_a_deferral_waiting_deliveries_get_what_redis_recorded_not_the_answer():
+    waits = LocalWaits()
+    waits.start("o:2")
+    call = waits.get("o:2")
+    waits.keep_for_redis("o:2")  # a delivery replied 【正在思考…】 or `success`: the answer is owed
+    waits.offer("o:2", "回答")
+    assert not call.done.is_set()
+    waits.finish("o:2", texts.THINKING)
+    assert call.replies == [texts.THINKING]
+
+
+def test_a_message_redone_after_its_lease_is_not_offered_early():
+    waits = LocalWaits()
+    waits.start("o:3", early=False)  # the first run may still record its own answer
+    waits.offer("o:3", "第二次的回答")
+    assert not waits.get("o:3").done.is_set()

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import redis
 from redis.cluster import RedisCluster
 from redis.commands.core import Script
+from redis.exceptions import SlotNotCoveredError
 from redis.sentinel import Sentinel
 
 logger = logging.getLogger(__name__)
@@ -81,39 +82,50 @@ _NOT_RUN = (
 )  # fmt: skip
 
 
-def run_script(client, script: Script, keys: list[str], args: list, sent: Callable[[], None]):
-    """Run a registered script, calling `sent()` as soon as its command is written to Redis, before
-    its answer comes back, so that what the caller does then overlaps the round trip.
+def run_script(
+    client, script: Script, keys: list[str], args: list,
+    sent: Callable[[], None] = lambda: None, idempotent: bool = True,
+):  # fmt: skip
+    """Run a registered script straight on a pooled connection, calling `sent()` as soon as its
+    command is written to Redis, before its answer comes back, so that what the caller does then
+    overlaps the round trip.
 
     A command sent later on another connection nearly always finds the script run, but Redis
     promises no order between connections: nothing correct may depend on it. Where the quick way
-    fails (script not loaded, a cluster slot moved, a broken connection), the script is run the
-    usual way, with redis-py's own retries; only for scripts that are safe to run twice, since a
-    connection lost after sending leaves unknown whether the first run happened. `sent()` is
-    called once, unless the script could not be sent at all.
+    fails (script not loaded, a cluster slot moved, a connection broken before sending), the script
+    is run the usual way, with redis-py's own handling. A connection lost after sending leaves
+    unknown whether the script ran: an `idempotent` one is run again, any other raises the error.
+    `sent()` is called once, unless the script could not be sent at all.
     """
-    node = client.get_node_from_key(keys[0]).redis_connection if isinstance(client, RedisCluster) else client
-    if node is None:  # a cluster node not connected yet
+    try:
+        node = client.get_node_from_key(keys[0]).redis_connection if isinstance(client, RedisCluster) else client
+    except SlotNotCoveredError:  # a cluster in the middle of a failover: redis-py finds the slot's new owner
+        node = None
+    if node is None:
         answer = script(keys=keys, args=args)
         sent()
         return answer
     pool = node.connection_pool
     connection = pool.get_connection()
+    written = False
     try:
         connection.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
-    except (redis.ConnectionError, redis.TimeoutError):
-        connection.disconnect()
-        pool.release(connection)
-        answer = script(keys=keys, args=args)
+        written = True
         sent()
-        return answer
-    sent()
-    try:
         return connection.read_response()
     except (redis.ConnectionError, redis.TimeoutError):
-        connection.disconnect()  # its answer may still come: never reuse it
+        # Broken before the command was whole (Redis drops it), or after: its answer may still come.
+        connection.disconnect()
+        if written and not idempotent:
+            raise
     except _NOT_RUN:
         pass
+    except BaseException:
+        connection.disconnect()  # an answer may be left unread (a greenlet killed mid-call, say)
+        raise
     finally:
         pool.release(connection)
-    return script(keys=keys, args=args)
+    answer = script(keys=keys, args=args)
+    if not written:
+        sent()
+    return answer

@@ -83,8 +83,8 @@ class Conversation:
             keyspace.follower_day(openid, today(self.clock())),
         ]  # fmt: skip
         args = [now, self.lease_ms, self.retention, question, "1" if ask else "0", self.rpm, WINDOW_MS]
-        status, deliveries, reply, recovered, owed, refusal, wait, used, *history = self._claim(
-            keys=keys, args=[*args, request_member(now), msg_id]
+        status, deliveries, reply, recovered, owed, refusal, wait, used, *history = run_script(
+            self.redis, self._claim, keys, [*args, request_member(now), msg_id], idempotent=False
         )
         return Claim(
             status, int(deliveries), reply, recovered == 1, int(owed),

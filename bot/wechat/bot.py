@@ -74,7 +74,7 @@ class Bot:
                 return self.svc.conversation.reply(openid, msg_id, refusal)
             if claim.owed and not claim.recovered:
                 return self.courier.collect(openid, msg_id, question, claim.turn)
-            self.courier.start(openid, msg_id, question, claim.turn)
+            self.courier.start(openid, msg_id, question, claim.turn, early=not claim.recovered)
         return self.courier.await_reply(openid, msg_id, claim.deliveries, arrived, chat=question is not None)
 
     def question(self, message: BaseMessage) -> str | None:

@@ -61,6 +61,23 @@ def split_parts(text: str, limit: int = PART_BYTES) -> list[str]:
     return [*parts, text] if text or not parts else parts
 
 
+class _Call:
+    """A model call running here: the deliveries waiting on it, and the reply they get."""
+
+    __slots__ = ("done", "replies", "early")
+
+    def __init__(self, early: bool):
+        self.done = threading.Event()
+        self.replies: list[str] = []
+        self.early = early  # may hand its reply over before Redis has recorded it
+
+    def answer(self, reply: str | None) -> None:
+        if not self.done.is_set():
+            if reply:
+                self.replies.append(reply)
+            self.done.set()
+
+
 class LocalWaits:
     """Model calls running in this process, so a delivery here waits on an event, not on Redis.
 
@@ -68,31 +85,36 @@ class LocalWaits:
     a delivery that arrives after the call ended reads the reply from Redis."""
 
     def __init__(self) -> None:
-        self._calls: dict[str, tuple[threading.Event, list[str]]] = {}
+        self._calls: dict[str, _Call] = {}
 
-    def start(self, key: str) -> None:
-        self._calls[key] = (threading.Event(), [])
+    def start(self, key: str, early: bool = True) -> None:
+        """A call begins. `early`: its reply may be handed over as soon as the script recording it
+        is sent (offer); not for a call that redoes a message another run may have answered."""
+        self._calls[key] = _Call(early)
 
     def offer(self, key: str, reply: str) -> None:
         """Hand the reply to the deliveries waiting here while the call is still recording it.
 
-        Only a message with no reply decided has deliveries waiting: a deferral is made by the last
-        delivery after it stopped waiting, and windows never overlap (window < WeChat's timeout)."""
-        entry = self._calls.get(key)
-        if entry is not None and not entry[0].is_set():
-            if reply:
-                entry[1].append(reply)
-            entry[0].set()
+        The reply is the one the script decides unless a reply was decided before, by a deferral:
+        the delivery deferring here first says so (keep_for_redis); one deferring on another worker
+        does it when its own window ends, after the windows of the deliveries before it."""
+        call = self._calls.get(key)
+        if call is not None and call.early:
+            call.answer(reply)
+
+    def keep_for_redis(self, key: str) -> None:
+        """A reply is being decided without the call (a deferral): waiters get what Redis records."""
+        call = self._calls.get(key)
+        if call is not None:
+            call.early = False
 
     def finish(self, key: str, reply: str | None) -> None:
         """The call has ended: deliveries that still wait get `reply` (unless it was offered before)."""
-        entry = self._calls.pop(key, None)
-        if entry is not None and not entry[0].is_set():
-            if reply:
-                entry[1].append(reply)
-            entry[0].set()
+        call = self._calls.pop(key, None)
+        if call is not None:
+            call.answer(reply)
 
-    def get(self, key: str) -> tuple[threading.Event, list[str]] | None:
+    def get(self, key: str) -> _Call | None:
         return self._calls.get(key)
 
     def drain(self, timeout: float) -> int:
@@ -119,12 +141,12 @@ class Courier:
 
         None: say nothing and let WeChat deliver the message again."""
         deadline = arrived + self.settings.wechat_window
-        local = self.waits.get(f"{openid}:{msg_id}")
-        if local is not None:  # the model call runs in this process: wait on it, not on Redis
-            event, decided = local
-            if event.wait(max(0.0, deadline - time.monotonic())) and decided:
-                metrics.count_delivery("in_window")
-                return decided[0]
+        key = f"{openid}:{msg_id}"
+        call = self.waits.get(key)
+        # The model call runs in this process: wait on it, not on Redis.
+        if call is not None and call.done.wait(max(0.0, deadline - time.monotonic())) and call.replies:
+            metrics.count_delivery("in_window")
+            return call.replies[0]
         while True:
             reply = self.conv.decided_reply(openid, msg_id)
             if reply is not None:
@@ -136,6 +158,7 @@ class Courier:
             time.sleep(min(POLL_SECONDS, remaining))
         if not chat or not (self.push_mode or deliveries >= DELIVERIES):
             return None
+        self.waits.keep_for_redis(key)
         kind, reply = self.conv.defer(openid, msg_id, NO_REPLY if self.push_mode else texts.THINKING)
         logger.info("wechat %s msg %s: %s after %d deliveries", openid, msg_id, kind, deliveries)
         metrics.count_delivery("deferred" if kind == "deferred" else "in_window")
@@ -147,8 +170,8 @@ class Courier:
         reply, waiting = self.conv.collect(openid, msg_id, question is not None, owed_texts)
         if not waiting and not reply.startswith(texts.NOTHING_OWED):
             metrics.count_delivery("continue")
-        if question is not None:
-            self.start(openid, msg_id, question, turn)
+        if question is not None:  # its reply is decided: the answer goes to the outbox
+            self.start(openid, msg_id, question, turn, early=False)
         if waiting:
             self._recover(openid, waiting[2:])
         return reply
@@ -157,14 +180,15 @@ class Courier:
         question = self.conv.recover(openid, msg_id)
         if question is not None:
             logger.warning("wechat %s msg %s: its worker's lease ran out, answering again", openid, msg_id)
-            self.start(openid, msg_id, question)
+            self.start(openid, msg_id, question, early=False)
 
     # --- the model call ---------------------------------------------------------------------
 
-    def start(self, openid: str, msg_id: str, question: str, turn: Turn | None = None) -> None:
+    def start(self, openid: str, msg_id: str, question: str, turn: Turn | None = None, early: bool = True) -> None:
         """Run the message's model call in the background: it outlives the delivery that started it.
-        `turn`: the follower's model slot, if the claim took it; else the call waits for it."""
-        self.waits.start(f"{openid}:{msg_id}")
+        `turn`: the follower's model slot, if the claim took it; else the call waits for it.
+        `early`: see LocalWaits.start (False when redoing a message whose first run may live on)."""
+        self.waits.start(f"{openid}:{msg_id}", early)
         self._spawn(self._run, openid, msg_id, question, turn)
 
     def _spawn(self, target, *args) -> None:
