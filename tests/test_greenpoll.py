@@ -5,7 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.procs import ROOT
+import requests
+
+from tests.procs import ROOT, clean_env, free_port, python, stop, wait_for_http
 
 CHECK = """
 from gevent import monkey; monkey.patch_all()
@@ -45,3 +47,23 @@ def test_nothing_changes_without_gevent():
     script += "assert select.poll is p; print('ok')"
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert done.stdout.strip() == "ok", done.stderr
+
+
+def test_gunicorn_workers_use_it(tmp_path, redis_server):
+    """The service's gunicorn settings install it in every worker (post_worker_init)."""
+    (tmp_path / "probe.py").write_text(
+        "import select\n"
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [str(getattr(select.poll, 'zero_timeout_to_kernel', False)).encode()]\n"
+    )
+    port = free_port()
+    config = ["-c", "config/gunicorn.conf.py", "-b", f"127.0.0.1:{port}", "--pythonpath", str(tmp_path)]
+    env = clean_env(REDIS_URL=redis_server.url, BOT_SECRET="g" * 40)
+    process = subprocess.Popen(python("-m", "gunicorn", *config, "probe:app"), cwd=ROOT, env=env)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/", process)
+        answers = {requests.get(f"http://127.0.0.1:{port}/", timeout=5).text for _ in range(6)}
+    finally:
+        stop(process)
+    assert answers == {"True"}
