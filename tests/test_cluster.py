@@ -39,7 +39,14 @@ def cluster_ports(count: int = 3) -> list[int]:
 
 @pytest.fixture(scope="session")
 def redis_cluster(tmp_path_factory):
-    cluster = EmbeddedCluster(tmp_path_factory.mktemp("cluster"), cluster_ports()).start()
+    for attempt in range(3):  # a port found free may be taken before redis-server binds it: new ports
+        cluster = EmbeddedCluster(tmp_path_factory.mktemp("cluster"), cluster_ports())
+        try:
+            cluster.start()  # stops what it started if it fails
+            break
+        except RuntimeError:
+            if attempt == 2:
+                raise
     yield cluster
     cluster.stop()
 
