@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -90,3 +91,39 @@ def test_an_answer_lost_after_sending_a_script_not_safe_to_repeat_is_an_error(re
     finally:
         client.close()
     assert redis.get("ran") == "1"  # run once, not again
+
+
+def test_after_a_burst_of_scripts_other_commands_still_get_connections(redis_server, redis):
+    """run_script keeps only a few connections between calls: the rest go back to the pool."""
+    pool = redis_py.BlockingConnectionPool.from_url(
+        redis_server.url, max_connections=6, timeout=0.5, decode_responses=True
+    )
+    client = redis_py.Redis(connection_pool=pool)
+    try:
+        script = client.register_script(HOLD)
+        redis.script_load(HOLD)
+        burst = [threading.Thread(target=run_script, args=(client, script, [f"k{i}"], [200_000])) for i in range(6)]
+        for thread in burst:
+            thread.start()
+        for thread in burst:
+            thread.join()
+        assert all(redis.get(f"k{i}") == "1" for i in range(6))  # all six ran at once: six connections
+        waited = []
+        other = threading.Thread(target=lambda: waited.append(client.blpop(["nothing"], 0.3)))
+        other.start()  # holds one connection for 0.3 s
+        started = time.monotonic()
+        assert client.ping()  # and another command at the same time, with four connections kept
+        assert time.monotonic() - started < 0.25
+        other.join()
+        assert waited == [None]  # the blocking command got its connection too, and timed out empty
+    finally:
+        disconnect(client)
+
+
+# Holds Redis for ARGV[1] microseconds, then marks KEYS[1].
+HOLD = """
+local t = redis.call('TIME')
+local start = t[1] * 1000000 + t[2]
+repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] - start >= tonumber(ARGV[1])
+return redis.call('INCR', KEYS[1])
+"""

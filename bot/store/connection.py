@@ -96,21 +96,24 @@ _kept_lock = threading.Lock()
 
 def _take(pool):
     kept = _kept.get(pool)
-    if kept is not None and kept.pid == os.getpid() and kept.idle:
-        connection = kept.idle.pop()
-        try:
-            try:  # as the pool checks: connected, and nothing unread nor closed by Redis
-                connection.connect()
-                if connection.can_read():
-                    raise redis.ConnectionError("a connection with data waiting")
-            except (redis.ConnectionError, redis.TimeoutError, OSError):
-                connection.disconnect()
-                connection.connect()
-        except BaseException:
-            pool.release(connection)
-            raise
-        return connection
-    return pool.get_connection()
+    if kept is None or kept.pid != os.getpid():
+        return pool.get_connection()
+    try:
+        connection = kept.idle.pop()  # atomic: threads outside gevent may race for the last one
+    except IndexError:
+        return pool.get_connection()
+    try:
+        try:  # as the pool checks: connected, and nothing unread nor closed by Redis
+            connection.connect()
+            if connection.can_read():
+                raise redis.ConnectionError("a connection with data waiting")
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            connection.disconnect()
+            connection.connect()
+    except BaseException:
+        pool.release(connection)
+        raise
+    return connection
 
 
 def _give_back(pool, connection) -> None:
