@@ -30,7 +30,7 @@ def inner(target: str, count: int) -> None:
     import time
     from pathlib import Path
 
-    from bench.webhook_overhead import start_nginx
+    from bench.webhook_overhead import service_settings, start_nginx
     from bot.store.embedded import EmbeddedRedis
     from bot.wechat import simulate
     from tests.conftest import ACCOUNT
@@ -39,14 +39,7 @@ def inner(target: str, count: int) -> None:
     redis = EmbeddedRedis(work / "redis", persist=False).start()
     nginx, port = start_nginx(work)
     time.sleep(0.3)
-    os.environ.update(
-        REDIS_URL=redis.url,
-        BOT_SECRET="o" * 40,
-        OPENAI_BASE_URL=f"http://127.0.0.1:{port}/v1",
-        WECHAT_TOKEN=ACCOUNT.token,
-        WECHAT_AES_KEY=ACCOUNT.aes_key,
-        WECHAT_APPID=ACCOUNT.appid,
-    )
+    os.environ.update(service_settings(redis.url, port))
     import logging
 
     from bot import greenpoll

@@ -49,6 +49,18 @@ def start_nginx(directory: Path) -> tuple[subprocess.Popen, int]:
     return subprocess.Popen(["nginx", "-c", str(conf), "-p", str(directory)]), port
 
 
+def service_settings(redis_url: str, upstream_port: int) -> dict[str, str]:
+    """The service's settings in every webhook benchmark: the sample account, nginx as the model."""
+    return {
+        "REDIS_URL": redis_url,
+        "BOT_SECRET": "o" * 40,
+        "OPENAI_BASE_URL": f"http://127.0.0.1:{upstream_port}/v1",
+        "WECHAT_TOKEN": ACCOUNT.token,
+        "WECHAT_AES_KEY": ACCOUNT.aes_key,
+        "WECHAT_APPID": ACCOUNT.appid,
+    }
+
+
 def wrk_script(directory: Path, name: str, path: str, count: int, offset: int) -> Path:
     """A wrk script whose every request is a new message from a new follower (read from a data file)."""
     data = directory / f"{name}.requests"
@@ -103,17 +115,12 @@ def main() -> None:
     parser.add_argument("--latency-rounds", type=int, default=15)
     parser.add_argument("--latency-seconds", type=int, default=2)
     args = parser.parse_args()
+    if args.latency_rounds < 2:
+        parser.error("--latency-rounds must be at least 2 (quartiles of the paired differences)")
     work = Path(tempfile.mkdtemp())
     redis = EmbeddedRedis(work / "redis", persist=False).start()
     nginx, up_port = start_nginx(work)
-    env = clean_env(
-        REDIS_URL=redis.url,
-        BOT_SECRET="o" * 40,
-        OPENAI_BASE_URL=f"http://127.0.0.1:{up_port}/v1",
-        WECHAT_TOKEN=ACCOUNT.token,
-        WECHAT_AES_KEY=ACCOUNT.aes_key,
-        WECHAT_APPID=ACCOUNT.appid,
-    )
+    env = clean_env(**service_settings(redis.url, up_port))
     ports = {"service": free_port(), "baseline": free_port()}
     procs = {
         "service": ["wsgi:app"],
