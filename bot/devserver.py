@@ -46,8 +46,8 @@ def serve() -> int:
     VAR.mkdir(exist_ok=True)
     env = dict(os.environ)
     env.setdefault("BOT_ENV", "dev")
-    kept = _read_dev_env()
-    for name, value in _generated().items():
+    kept, generated = _read_dev_env(), _generated()
+    for name, value in generated.items():
         env.setdefault(name, kept.get(name) or value)
     embedded = None
     if not env.get("REDIS_URL"):
@@ -55,7 +55,7 @@ def serve() -> int:
         env["REDIS_URL"] = embedded.url
         print(f"started redis-server at {embedded.url} (data in {embedded.directory})", flush=True)
     port = env.setdefault("PORT", "8000")
-    names = ("BOT_ENV", "REDIS_URL", "PORT", *_generated())
+    names = ("BOT_ENV", "REDIS_URL", "PORT", *generated)
     DEV_ENV.write_text("".join(f"{n}={env[n]}\n" for n in names if n in env))
     DEV_ENV.chmod(0o600)
     command = [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "-b", f"127.0.0.1:{port}", "wsgi:app"]

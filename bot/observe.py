@@ -87,6 +87,6 @@ def _finish(response: Response, log_content: bool) -> Response:
 
 
 def register(app: Flask, log_content: bool) -> None:
-    install_log_context()
+    """The request hooks; create_app has installed the log context before configuring logging."""
     app.before_request(_begin)
     app.after_request(lambda response: _finish(response, log_content))

@@ -1,6 +1,6 @@
 """Operator endpoints: `/healthz` (the process answers), `/readyz` (it can serve), `/metrics`.
 
-/readyz is for a load balancer: it pings Redis and writes one key (a read-only replica after a
+/readyz is for a load balancer: it writes one key to Redis (a read-only replica after a
 failover is not ready) with its own 1-second timeouts, and checks the settings the service cannot
 work without; 200 with each check, or 503 naming what failed. /metrics is for Prometheus and is not
 public: with BOT_METRICS_TOKEN set it wants `Authorization: Bearer <token>`; without one it answers
@@ -47,7 +47,6 @@ def _redis_check() -> dict[str, Any]:
     started = time.monotonic()
     try:
         client = services().probe
-        client.ping()
         client.set(keyspace.readiness(), int(time.time()), ex=60)
     except redis.RedisError as error:
         metrics.count_redis_error("ops")

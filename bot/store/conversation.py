@@ -94,7 +94,7 @@ class Conversation:
 
     def begin_turn(self, openid: str, msg_id: str) -> Turn | None:
         """Take the follower's single model slot for `msg_id`, or None while another message has it."""
-        keys = [keyspace.busy(openid), keyspace.history(openid), keyspace.follower_day(openid, today())]
+        keys = [keyspace.busy(openid), keyspace.history(openid), keyspace.follower_day(openid, today(self.clock()))]
         answer = self._begin(keys=keys, args=[msg_id, self.lease_ms])
         return None if answer is None else _turn(answer[0], answer[1:])
 
@@ -146,7 +146,7 @@ class Conversation:
 
     def used_today(self, openid: str) -> int:
         """Tokens the follower's chat has used today (China time)."""
-        return int(self.redis.hget(keyspace.follower_day(openid, today()), "used") or 0)
+        return int(self.redis.hget(keyspace.follower_day(openid, today(self.clock())), "used") or 0)
 
     def clear_history(self, openid: str) -> None:
         """Start the follower's dialogue afresh (the menu's RESET_CHAT)."""

@@ -27,6 +27,19 @@ local function append_pair(key, question, answer, budget, ttl)
 end
 """
 
+# A Lua function both CLAIM and BEGIN_TURN embed: take the follower's model slot for message `msg_id`
+# (unless another message holds it) and answer {used today, history…}, or nil while it is taken.
+TAKE_SLOT_LUA = """
+local function take_slot(busy, history, day, msg_id, lease_ms)
+  local holder = redis.call('GET', busy)
+  if holder and holder ~= msg_id then return nil end
+  redis.call('SET', busy, msg_id, 'PX', lease_ms)
+  local answer = {tonumber(redis.call('HGET', day, 'used') or 0)}
+  for _, item in ipairs(redis.call('LRANGE', history, 0, -1)) do table.insert(answer, item) end
+  return answer
+end
+"""
+
 # KEYS: msg, outbox, busy, history, blocked, rate, day. ARGV: now_ms, lease_ms, retention_s, question,
 # ask ('1': a new question for the model), rpm, window_ms, member, msg_id.
 # Counts one delivery; the first claims the message. For a new question it also admits the follower
@@ -35,6 +48,7 @@ end
 # wait_ms, used (-1: the slot is taken), history…}.
 CLAIM = (
     WINDOW_LUA
+    + TAKE_SLOT_LUA
     + """
 local now = tonumber(ARGV[1])
 local owed = redis.call('LLEN', KEYS[2])
@@ -57,25 +71,22 @@ local limit, window = tonumber(ARGV[6]), tonumber(ARGV[7])
 local wait = wait_ms(KEYS[6], limit, now, window)
 if wait > 0 then return {'new', 1, '', 0, owed, -2, wait, -1} end
 admit(KEYS[6], limit, now, window, ARGV[8])
-local holder = redis.call('GET', KEYS[3])
-if holder and holder ~= ARGV[9] then return {'new', 1, '', 0, owed, 0, 0, -1} end
-redis.call('SET', KEYS[3], ARGV[9], 'PX', ARGV[2])
-local answer = {'new', 1, '', 0, owed, 0, 0, tonumber(redis.call('HGET', KEYS[7], 'used') or 0)}
-for _, item in ipairs(redis.call('LRANGE', KEYS[4], 0, -1)) do table.insert(answer, item) end
+local slot = take_slot(KEYS[3], KEYS[4], KEYS[7], ARGV[9], ARGV[2])
+if not slot then return {'new', 1, '', 0, owed, 0, 0, -1} end
+local answer = {'new', 1, '', 0, owed, 0, 0}
+for _, item in ipairs(slot) do table.insert(answer, item) end
 return answer
 """
 )
 
 # KEYS: busy, history, day. ARGV: msg_id, lease_ms. Take the follower's model slot for a message
 # that found it taken: {used, history…}, or nil while another message holds it.
-BEGIN_TURN = """
-local owner = redis.call('GET', KEYS[1])
-if owner and owner ~= ARGV[1] then return false end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-local answer = {tonumber(redis.call('HGET', KEYS[3], 'used') or 0)}
-for _, item in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do table.insert(answer, item) end
-return answer
+BEGIN_TURN = (
+    TAKE_SLOT_LUA
+    + """
+return take_slot(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2]) or false
 """
+)
 
 # KEYS: msg, history, busy, outbox, day. ARGV: msg_id, ok, question, answer, budget, idle_s,
 # retention_s, charge, day_ttl, more, parts…. Records the answer, the turn and its charge on today's

@@ -84,8 +84,9 @@ class WeChatProtocol:
             raise WebhookError(403, "bad signature")
 
     def read(self, args: Mapping[str, str], body: bytes) -> Delivery:
-        """Verify and parse one delivery in plaintext, compatible or safe mode."""
-        self.check_signature(args)
+        """Parse one delivery in plaintext, compatible or safe mode, whose query has passed
+        check_signature (the door checks it before reading the body): freshness, then the
+        message signature and decryption."""
         self._check_fresh(args.get("timestamp", ""))
         encrypted = args.get("encrypt_type", "raw").lower() == "aes"
         xml, crypto = self._decrypt(args, body) if encrypted else (body, None)
