@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 import socket
-import time
 
 import pytest
 from redis.cluster import RedisCluster
@@ -17,7 +16,7 @@ from bot.store.connection import disconnect
 from bot.store.embedded import EmbeddedCluster
 from bot.wechat import texts
 from tests.conftest import ACCOUNT
-from tests.follower import Follower, flask_post
+from tests.follower import Follower, flask_post, recorded
 
 pytestmark = pytest.mark.slow
 
@@ -112,6 +111,6 @@ def test_owed_answers_on_a_cluster(cluster_app, upstream):
         assert follower.say("慢", msg_id=7) is None
     assert follower.say("慢", msg_id=7) == texts.THINKING
     assert follower.say("继续") == texts.WAITING
-    time.sleep(2.0)
+    assert recorded(cluster_app.extensions["bot"].redis, "oCluster000000000000000000003")  # the answer is in
     assert follower.say("继续") == "回答：慢"
     assert upstream.calls == 1

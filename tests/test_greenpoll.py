@@ -52,10 +52,18 @@ def test_nothing_changes_without_gevent():
 def test_gunicorn_workers_use_it(tmp_path, redis_server):
     """The service's gunicorn settings install it in every worker (post_worker_init)."""
     (tmp_path / "probe.py").write_text(
-        "import select\n"
+        "import select, socket\n"
+        "import gevent\n"
         "def app(environ, start_response):\n"
+        "    # Does a zero-timeout poll here let another greenlet run (a trip around gevent's hub)?\n"
+        "    quiet, _ = socket.socketpair()\n"
+        "    others = []\n"
+        "    gevent.spawn(others.append, 'ran')\n"
+        "    poll = select.poll()\n"
+        "    poll.register(quiet, select.POLLIN)\n"
+        "    poll.poll(0)\n"
         "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
-        "    return [str(getattr(select.poll, 'zero_timeout_to_kernel', False)).encode()]\n"
+        "    return [b'hub' if others else b'kernel']\n"
     )
     port = free_port()
     config = ["-c", "config/gunicorn.conf.py", "-b", f"127.0.0.1:{port}", "--pythonpath", str(tmp_path)]
@@ -66,4 +74,4 @@ def test_gunicorn_workers_use_it(tmp_path, redis_server):
         answers = {requests.get(f"http://127.0.0.1:{port}/", timeout=5).text for _ in range(6)}
     finally:
         stop(process)
-    assert answers == {"True"}
+    assert answers == {"kernel"}

@@ -61,7 +61,7 @@ def test_connections_redis_dropped_while_idle_are_replaced(redis_server, redis):
         script = client.register_script(SLOW)
         run(client, script, "ran")  # leaves a connection in the pool
         assert redis.client_kill_filter(_type="normal", skipme=True) >= 1
-        answer, sent, _ = run(client, script, "ran")
+        answer, sent, _ = run(client, script, "ran", idempotent=False)  # noticed before sending, not retried after
     finally:
         disconnect(client)
     assert answer == 2 and redis.get("ran") == "2" and len(sent) == 1

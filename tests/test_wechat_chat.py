@@ -78,6 +78,7 @@ def test_a_failed_model_call_leaves_history_and_allowance_unchanged(app, followe
     assert recorded(redis, OPENID)
     with app.app_context():
         used = services().conversation.used_today(OPENID)
+    assert used > 0  # the answered turn was charged: the failed one must add nothing to it
     upstream.reset(**behaviour)
     reply = follower.say("这次会失败")
     assert reply.startswith("抱歉")
@@ -205,7 +206,7 @@ def test_a_blocked_follower_is_told_and_the_model_is_not_asked(app, follower, up
     assert upstream.calls == 0
 
 
-def test_the_daily_chat_allowance_is_enforced_politely(config, make_app, upstream):
+def test_the_daily_chat_allowance_is_enforced_politely(config, make_app, upstream, redis):
     app = make_app({**config, "BOT_DAILY_CHAT_TOKENS": "40"})
     follower = Follower(flask_post(app.test_client()), ACCOUNT, OPENID)
     assert follower.say("你好") == "回答：你好"
@@ -218,5 +219,6 @@ def test_the_daily_chat_allowance_is_enforced_politely(config, make_app, upstrea
         + estimate_tokens("回答：" + r.body["messages"][-1]["content"])
         for r in upstream.received
     )
+    assert recorded(redis, OPENID)
     with app.app_context():
         assert services().conversation.used_today(OPENID) == charged
