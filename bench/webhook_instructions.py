@@ -30,16 +30,17 @@ def inner(target: str, count: int) -> None:
     import time
     from pathlib import Path
 
-    from bench.webhook_overhead import service_settings, start_nginx
+    from bench.webhook_overhead import start_nginx
     from bot.store.embedded import EmbeddedRedis
     from bot.wechat import simulate
     from tests.conftest import ACCOUNT
+    from tests.procs import service_env
 
     work = Path(tempfile.mkdtemp())
     redis = EmbeddedRedis(work / "redis", persist=False).start()
     nginx, port = start_nginx(work)
     time.sleep(0.3)
-    os.environ.update(service_settings(redis.url, port))
+    os.environ.update(service_env(redis.url, f"http://127.0.0.1:{port}/v1", BOT_ENV="production"))
     import logging
 
     from bot import greenpoll

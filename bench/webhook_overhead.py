@@ -28,7 +28,7 @@ from pathlib import Path
 from bot.store.embedded import EmbeddedRedis
 from bot.wechat import simulate
 from tests.conftest import ACCOUNT
-from tests.procs import ROOT, clean_env, free_port, python, stop, wait_for_http
+from tests.procs import ROOT, free_port, python, service_env, stop, wait_for_http
 
 ANSWER = (
     '{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant",'
@@ -47,18 +47,6 @@ def start_nginx(directory: Path) -> tuple[subprocess.Popen, int]:
         f"    location / {{ default_type application/json; return 200 '{ANSWER}'; }} }} }}\n"
     )
     return subprocess.Popen(["nginx", "-c", str(conf), "-p", str(directory)]), port
-
-
-def service_settings(redis_url: str, upstream_port: int) -> dict[str, str]:
-    """The service's settings in every webhook benchmark: the sample account, nginx as the model."""
-    return {
-        "REDIS_URL": redis_url,
-        "BOT_SECRET": "o" * 40,
-        "OPENAI_BASE_URL": f"http://127.0.0.1:{upstream_port}/v1",
-        "WECHAT_TOKEN": ACCOUNT.token,
-        "WECHAT_AES_KEY": ACCOUNT.aes_key,
-        "WECHAT_APPID": ACCOUNT.appid,
-    }
 
 
 def wrk_script(directory: Path, name: str, path: str, count: int, offset: int) -> Path:
@@ -120,7 +108,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp())
     redis = EmbeddedRedis(work / "redis", persist=False).start()
     nginx, up_port = start_nginx(work)
-    env = clean_env(**service_settings(redis.url, up_port))
+    env = service_env(redis.url, f"http://127.0.0.1:{up_port}/v1", BOT_ENV="production")
     ports = {"service": free_port(), "baseline": free_port()}
     procs = {
         "service": ["wsgi:app"],

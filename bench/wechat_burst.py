@@ -21,7 +21,7 @@ from bot.store.embedded import EmbeddedRedis
 from bot.wechat import texts
 from tests.conftest import ACCOUNT
 from tests.doubles.upstream import UpstreamDouble
-from tests.procs import clean_env, free_port, start_gunicorn, stop
+from tests.procs import free_port, service_env, start_gunicorn, stop
 from tests.wechat_servers import WeChatServers
 
 
@@ -55,15 +55,7 @@ def main() -> None:
     redis = EmbeddedRedis(Path(tempfile.mkdtemp()), persist=False).start()
     upstream = UpstreamDouble().start()
     upstream.reset(latency=args.latency)
-    env = clean_env(
-        REDIS_URL=redis.url,
-        BOT_SECRET="b" * 40,
-        OPENAI_BASE_URL=upstream.url,
-        OPENAI_TIMEOUT="60",
-        WECHAT_TOKEN=ACCOUNT.token,
-        WECHAT_AES_KEY=ACCOUNT.aes_key,
-        WECHAT_APPID=ACCOUNT.appid,
-    )
+    env = service_env(redis.url, upstream.url, BOT_ENV="production", OPENAI_TIMEOUT="60")
     port = free_port()
     server = start_gunicorn(env, port, workers=args.workers)
     try:
