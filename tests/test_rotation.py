@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from redis.connection import AbstractConnection
 
 from bot.extensions import services
 from bot.store import keyspace
@@ -96,3 +97,36 @@ def test_messages_sealed_with_the_previous_aes_key_are_read_and_answered_in_it(c
 def test_without_the_previous_aes_key_an_old_message_is_refused(config, make_app):
     client = make_app({**config, "WECHAT_AES_KEY": NEW_AES_KEY}).test_client()
     assert deliver(client, ACCOUNT, "你好", 9003).status_code == 400
+
+
+def count_round_trips(monkeypatch) -> list[int]:
+    """Counts what the app's clients send to Redis from now on (a script or a pipeline is one)."""
+    sent, send = [0], AbstractConnection.send_packed_command
+
+    def counting(self, command, check_health=True):
+        sent[0] += 1
+        return send(self, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
+    return sent
+
+
+def test_while_rotating_a_current_key_costs_no_extra_redis_round_trip(config, make_app, monkeypatch):
+    rotating = make_app({**config, "BOT_SECRET": SECRET_B, "BOT_SECRET_PREVIOUS": SECRET_A})
+    with rotating.app_context():
+        key, _ = services().keys.issue("oCurrentDuringRotation")
+    client = rotating.test_client()
+    assert ask(client, key).status_code == 200  # scripts loaded
+    sent = count_round_trips(monkeypatch)
+    assert ask(client, key).status_code == 200
+    assert sent[0] == 2  # reserve and settle, as without a rotation
+
+
+def test_the_openai_door_moves_a_key_from_the_previous_secret_too(config, make_app, redis):
+    with make_app({**config, "BOT_SECRET": SECRET_A}).app_context():
+        key, _ = services().keys.issue("oOpenAIDuringRotation")
+    client = make_app({**config, "BOT_SECRET": SECRET_B, "BOT_SECRET_PREVIOUS": SECRET_A}).test_client()
+    assert client.get("/v1/models", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    assert record_of(redis, SECRET_A, key) == {} and record_of(redis, SECRET_B, key) != {}
+    body = {"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "hi"}]}
+    assert client.post("/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}).status_code == 200

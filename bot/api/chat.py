@@ -16,7 +16,7 @@ from typing import Any
 from flask import Response, jsonify
 
 from bot.api import bp
-from bot.api.request import event_stream, fingerprint_of, key_payer, read_json_object, read_stream_flag, read_user
+from bot.api.request import api_key_of, event_stream, key_payer, read_json_object, read_stream_flag, read_user
 from bot.chat.core import AnswerStream, Completion
 from bot.chat.dialogue import parse_dialogue
 from bot.chat.sse import event
@@ -54,13 +54,13 @@ def serve(body: dict[str, Any]) -> Response:
     """The spec's door for a parsed body (/v1/chat/completions serves spec-style requests here too)."""
     started = time.monotonic()
     stream, user = read_stream_flag(body), read_user(body)
-    fingerprint = fingerprint_of(body.get("api_secret_key"))
+    api_key = api_key_of(body.get("api_secret_key"))
     turns = parse_dialogue(body.get("messages"))
     note_content(turns[-1].content)
-    chat, payer = services().chat, key_payer(fingerprint, user)
+    chat, payer = services().chat, key_payer(api_key, user)
     answer = chat.stream(turns, payer) if stream else chat.complete(turns, payer)
     if isinstance(answer, AnswerStream):
-        return event_stream(_events(answer, log_id(fingerprint), started))
+        return event_stream(_events(answer, log_id(api_key.fingerprint), started))
     note_answer(answer.id, answer.usage.total_tokens)  # on the request's one log line
     return jsonify(completion_body(answer))
 

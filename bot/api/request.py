@@ -6,6 +6,7 @@ import json
 import logging
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Response, g, request
@@ -95,24 +96,36 @@ def read_user(body: dict[str, Any]) -> str | None:
     return user or None
 
 
-def fingerprint_of(key: Any) -> str:
-    """The fingerprint of a well-formed key, or ChatError (missing, or cannot be a key)."""
+@dataclass(frozen=True)
+class ApiKey:
+    """A request's key, well-formed: itself (never logged) and the fingerprint it is found under."""
+
+    key: str = field(repr=False)
+    fingerprint: str
+
+
+def api_key_of(key: Any) -> ApiKey:
+    """A well-formed key, or ChatError (missing, or cannot be a key). No Redis: whether the key
+    exists is the ledger's first question."""
     if key is None or key == "":
         raise ChatError(Failure.MISSING_KEY)
     if not isinstance(key, str):
         raise ChatError(Failure.INVALID_KEY, f"the key must be a string, got {type(key).__name__}")
-    fingerprint = services().keys.lookup(key.strip())
+    key = key.strip()
+    fingerprint = services().keys.fingerprint(key)
     if fingerprint is None:
         raise ChatError(Failure.INVALID_KEY, "expected 'sk-' followed by 48 letters or digits")
     g.log_id = log_id(fingerprint)  # the request's log line names the key by this, never the key
-    return fingerprint
+    return ApiKey(key, fingerprint)
 
 
-def key_payer(fingerprint: str, user: str | None) -> KeyPayer:
-    """The key paying for this request. A request for a `user` costs one more Redis read: its block."""
+def key_payer(api_key: ApiKey, user: str | None) -> KeyPayer:
+    """The key paying for this request. A request for a `user` costs one more Redis read: its block.
+    During a BOT_SECRET rotation a key the ledger does not find is looked for under the previous one."""
     svc = services()
     blocked = bool(user) and svc.blocks.user_blocked(user)
-    return svc.ledger.payer(fingerprint, user, blocked)
+    adopt = (lambda: svc.keys.adopt(api_key.key)) if svc.keys.vault.previous is not None else None
+    return svc.ledger.payer(api_key.fingerprint, user, blocked, adopt)
 
 
 def event_stream(events: Iterator[bytes]) -> Response:

@@ -17,7 +17,7 @@ from flask import Response, g, jsonify, request
 
 from bot.api import bp, chat
 from bot.api.openai_format import ChatRequest, chat_id, chunk, completion_body, error_body, parse_request
-from bot.api.request import event_stream, fingerprint_of, key_payer, read_json_object
+from bot.api.request import ApiKey, api_key_of, event_stream, key_payer, read_json_object
 from bot.chat.core import AnswerStream
 from bot.chat.sse import event
 from bot.errors import ChatError, Failure, shown
@@ -28,12 +28,12 @@ from bot.store.vault import log_id
 logger = logging.getLogger(__name__)
 
 
-def _bearer_fingerprint() -> str:
+def _bearer_key() -> ApiKey:
     header = request.headers.get("Authorization", "")
     scheme, _, key = header.strip().partition(" ")
     if scheme.lower() != "bearer":
         raise ChatError(Failure.INVALID_KEY, "expected 'Authorization: Bearer sk-…'")
-    return fingerprint_of(key.strip())
+    return api_key_of(key)
 
 
 @bp.post("/v1/chat/completions")
@@ -45,17 +45,16 @@ def openai_chat_completions() -> Response:
             return chat.serve(body)
         g.error_shape = "openai"
         raise ChatError(Failure.MISSING_KEY, "send your key as 'Authorization: Bearer sk-…'")
-    fingerprint = _bearer_fingerprint()
-    return _serve(fingerprint, parse_request(read_json_object(), services().settings.openai_model))
+    return _serve(_bearer_key(), parse_request(read_json_object(), services().settings.openai_model))
 
 
-def _serve(fingerprint: str, req: ChatRequest) -> Response:
+def _serve(api_key: ApiKey, req: ChatRequest) -> Response:
     started, svc = time.monotonic(), services()
     note_content(req.turns[-1].content)
-    payer = key_payer(fingerprint, req.user)
+    payer = key_payer(api_key, req.user)
     if req.stream:
         answer = svc.chat.stream(req.turns, payer, req.options)
-        return event_stream(_chunks(answer, req, log_id(fingerprint), started))
+        return event_stream(_chunks(answer, req, log_id(api_key.fingerprint), started))
     completion = svc.chat.complete(req.turns, payer, req.options)
     note_answer(completion.id, completion.usage.total_tokens)  # on the request's one log line
     return jsonify(completion_body(completion, req.model))
@@ -108,5 +107,6 @@ def retrieve_model(model_id: str) -> Response:
 def _require_active_key() -> None:
     if "Authorization" not in request.headers:
         raise ChatError(Failure.MISSING_KEY, "send your key as 'Authorization: Bearer sk-…'")
-    if not services().keys.active(_bearer_fingerprint()):
+    api_key, keys = _bearer_key(), services().keys
+    if not keys.active(api_key.fingerprint) and not keys.adopt(api_key.key):
         raise ChatError(Failure.INVALID_KEY)

@@ -90,8 +90,14 @@ class KeyStore:
         secret set) a key still indexed under the previous secret is moved on this first use."""
         fp = self.fingerprint(api_key)
         if fp and self.vault.previous is not None and not self.active(fp):
-            self.migration.adopt(api_key, today())
+            self.adopt(api_key)
         return fp
+
+    def adopt(self, api_key: str) -> bool:
+        """During a BOT_SECRET rotation: move a key still indexed under the previous secret (its
+        first use since), answering whether it did. The API calls this only for a key the ledger
+        did not find, so a request with a current key costs nothing more."""
+        return self.migration.adopt(api_key, today())
 
     def reseal(self) -> ResealReport:
         """Move every key to the current BOT_SECRET at once."""

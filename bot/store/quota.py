@@ -106,9 +106,13 @@ class KeyLedger:
         self._reserve = client.register_script(_RESERVE)
         self._settle = client.register_script(_SETTLE)
 
-    def payer(self, fingerprint: str, user: str | None = None, user_blocked: bool = False) -> KeyPayer:
-        """The key paying for one request made for `user` (the API's optional end-user id)."""
-        return KeyPayer(self, fingerprint, user, user_blocked)
+    def payer(
+        self, fingerprint: str, user: str | None = None, user_blocked: bool = False,
+        adopt: Callable[[], bool] | None = None,
+    ) -> KeyPayer:  # fmt: skip
+        """The key paying for one request made for `user` (the API's optional end-user id).
+        `adopt`: moves the key from a previous BOT_SECRET if it is there (only while rotating)."""
+        return KeyPayer(self, fingerprint, user, user_blocked, adopt)
 
 
 class KeyPayer:
@@ -120,8 +124,12 @@ class KeyPayer:
 
     kind = "key"  # on /metrics: tokens charged to API keys
 
-    def __init__(self, ledger: KeyLedger, fingerprint: str, user: str | None = None, user_blocked: bool = False):
+    def __init__(
+        self, ledger: KeyLedger, fingerprint: str, user: str | None = None, user_blocked: bool = False,
+        adopt: Callable[[], bool] | None = None,
+    ):  # fmt: skip
         self.ledger = ledger
+        self.adopt = adopt
         self.fingerprint = fingerprint
         self.user = user
         self.user_blocked = user_blocked
@@ -139,6 +147,9 @@ class KeyPayer:
         args += [int(self.user_blocked), self.hold, ledger.lease_ms]
         status, amount, owner, balance, wait = ledger._reserve(keys=keys, args=args)
         if status == 0:
+            adopt, self.adopt = self.adopt, None
+            if adopt is not None and adopt():  # a key from before a BOT_SECRET rotation, moved now
+                return self.reserve(wanted, minimum)
             raise ChatError(Failure.INVALID_KEY)
         if status == -2:
             raise ChatError(Failure.BLOCKED)

@@ -80,13 +80,16 @@ class KeyMigration:
         self._place = client.register_script(_PLACE)
         self._repoint = client.register_script(_REPOINT)
 
-    def adopt(self, api_key: str, day: str) -> None:
-        """Move `api_key` from its previous-secret fingerprint, if a record is there (first use)."""
+    def adopt(self, api_key: str, day: str) -> bool:
+        """Move `api_key` from its previous-secret fingerprint, if a record is there (first use);
+        answers whether it did."""
         if self.vault.previous is None:
-            return
+            return False
         old = self.vault.previous.fingerprint(api_key)
-        if self.redis.exists(keyspace.api_key(old)):
-            self.move(old, api_key, day)
+        if not self.redis.exists(keyspace.api_key(old)):
+            return False
+        self.move(old, api_key, day)
+        return True
 
     def move(self, old: str, api_key: str, day: str, owner: str | None = None) -> None:
         """Re-index one key under the current secret and re-seal its follower's copy."""
