@@ -8,11 +8,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import requests
-from requests.adapters import HTTPAdapter
+import urllib3
+from requests.certs import where as ca_bundle
+from requests.utils import get_environ_proxies, select_proxy
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, MaxRetryError, NewConnectionError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from bot.chat.streams import OfflineStream, UpstreamStream
+from bot.chat.streams import OfflineStream, UpstreamStream, hang_up
 from bot.errors import ChatError, Failure
 
 logger = logging.getLogger(__name__)
@@ -50,7 +52,11 @@ class Provider(Protocol):
     def stream(self, messages: list[dict[str, str]], max_tokens: int, sampling: Sampling | None = None) -> Pieces: ...
 
 
-def _session(url: str, pool_size: int) -> requests.Session:
+def _pool(url: str, pool_size: int) -> urllib3.PoolManager:
+    """The upstream's connection pool, straight on urllib3 (the library requests sends through):
+    requests' own work per call (preparing, merging settings, hooks, cookies) costs more than a
+    call to a nearby model takes (bench/webhook_overhead.py). What requests gave is kept: its CA
+    bundle, HTTPS_PROXY and friends (read once, here), answers decoded (gzip, deflate)."""
     # A connect error or a 429/5xx means the model did no work we pay for: safe to retry, once. A
     # read timeout is not retried: the model may still be writing an answer.
     retry = Retry(
@@ -64,15 +70,9 @@ def _session(url: str, pool_size: int) -> requests.Session:
         respect_retry_after_header=False,
         raise_on_status=False,
     )
-    session = requests.Session()
-    # HTTPS_PROXY and friends are read once, here: requests would otherwise scan the environment on
-    # every call (a measurable share of a WeChat turn's own time).
-    session.proxies = requests.utils.get_environ_proxies(url)
-    session.trust_env = False
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=retry)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
+    options: dict[str, Any] = {"num_pools": 4, "maxsize": pool_size, "retries": retry, "ca_certs": ca_bundle()}
+    proxy = select_proxy(url, get_environ_proxies(url))
+    return urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
 
 
 class OpenAIProvider:
@@ -83,15 +83,15 @@ class OpenAIProvider:
     def __init__(self, base_url: str, api_key: str, model: str, timeout: float, pool_size: int = 1000):
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
-        self.timeout = (min(CONNECT_TIMEOUT, timeout), timeout)
-        self.session = _session(self.url, pool_size)
-        self.headers = {"Content-Type": "application/json"}
+        self.timeout = urllib3.Timeout(connect=min(CONNECT_TIMEOUT, timeout), read=timeout)
+        self.pool = _pool(self.url, pool_size)
+        self.headers = {"Content-Type": "application/json", "Accept-Encoding": "gzip, deflate"}
         if api_key:
             self.headers["Authorization"] = f"Bearer {api_key}"
 
     def complete(self, messages: list[dict[str, str]], max_tokens: int, sampling: Sampling | None = None) -> Reply:
         response = self._post(self._body(messages, max_tokens, sampling), stream=False)
-        return _parse_reply(response.content)
+        return _parse_reply(response.data)
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int, sampling: Sampling | None = None) -> Pieces:
         """The answer as the upstream streams it (`stream: true`), over the same pooled session."""
@@ -101,21 +101,30 @@ class OpenAIProvider:
     def _body(self, messages: list[dict[str, str]], max_tokens: int, sampling: Sampling | None) -> dict[str, Any]:
         return {"model": self.model, "messages": messages, "max_tokens": max_tokens, **(sampling or {})}
 
-    def _post(self, body: dict[str, Any], stream: bool) -> requests.Response:
+    def _post(self, body: dict[str, Any], stream: bool) -> urllib3.BaseHTTPResponse:
         """The upstream's 200 response (a stream's body still unread), or ChatError saying what failed."""
         # A stream is read as it arrives: compression would hold pieces back in the decoder.
         headers = {**self.headers, "Accept-Encoding": "identity"} if stream else self.headers
+        payload = json.dumps(body, ensure_ascii=False).encode()
         try:
-            response = self.session.post(self.url, json=body, headers=headers, timeout=self.timeout, stream=stream)
-        except requests.Timeout:
+            response = self.pool.request(
+                "POST", self.url, body=payload, headers=headers, timeout=self.timeout, preload_content=not stream
+            )
+        except (ReadTimeoutError, TimeoutError):
             raise ChatError(Failure.UPSTREAM_TIMEOUT) from None
-        except requests.RequestException as exc:
+        except MaxRetryError as exc:
+            # A refused connection is a NewConnectionError, which urllib3 derives from ConnectTimeoutError.
+            if isinstance(exc.reason, ConnectTimeoutError) and not isinstance(exc.reason, NewConnectionError):
+                raise ChatError(Failure.UPSTREAM_TIMEOUT) from None
+            logger.warning("upstream unreachable: %s", type(exc.reason).__name__)
+            raise ChatError(Failure.UPSTREAM_FAILED, "unreachable") from None
+        except (HTTPError, OSError) as exc:
             logger.warning("upstream unreachable: %s", type(exc).__name__)
             raise ChatError(Failure.UPSTREAM_FAILED, "unreachable") from None
-        if response.status_code != 200:
-            response.close()
-            logger.warning("upstream answered HTTP %s", response.status_code)
-            raise ChatError(Failure.UPSTREAM_FAILED, f"HTTP {response.status_code}")
+        if response.status != 200:
+            hang_up(response)
+            logger.warning("upstream answered HTTP %s", response.status)
+            raise ChatError(Failure.UPSTREAM_FAILED, f"HTTP {response.status}")
         return response
 
 

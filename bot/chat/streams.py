@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-import requests
+from urllib3 import BaseHTTPResponse
 from urllib3.exceptions import HTTPError, ReadTimeoutError
 
 from bot.chat.sse import iter_data
@@ -18,13 +18,19 @@ logger = logging.getLogger(__name__)
 READ_SIZE = 64 * 1024
 
 
-def _arrivals(response: requests.Response) -> Iterator[bytes]:
+def hang_up(response: BaseHTTPResponse) -> None:
+    """Close a response whose body may be unread (the upstream stops writing) and free its pool slot."""
+    response.close()
+    response.release_conn()
+
+
+def _arrivals(response: BaseHTTPResponse) -> Iterator[bytes]:
     """The body's bytes as they arrive: read1 returns whatever is there instead of waiting for more."""
-    while chunk := response.raw.read1(READ_SIZE, decode_content=True):
+    while chunk := response.read1(READ_SIZE, decode_content=True):
         yield chunk
 
 
-def _events(response: requests.Response) -> Iterator[str]:
+def _events(response: BaseHTTPResponse) -> Iterator[str]:
     try:
         yield from iter_data(_arrivals(response))
     except (ReadTimeoutError, TimeoutError):
@@ -42,7 +48,7 @@ class UpstreamStream:
     upstream, which is how an OpenAI-compatible server learns to stop generating.
     """
 
-    def __init__(self, response: requests.Response):
+    def __init__(self, response: BaseHTTPResponse):
         self.response = response
         self.finish_reason = "stop"
         self._finished = False
@@ -90,7 +96,7 @@ class UpstreamStream:
         return content if isinstance(content, str) else ""
 
     def close(self) -> None:
-        self.response.close()
+        hang_up(self.response)
 
 
 class OfflineStream:

@@ -1,7 +1,8 @@
 """An OpenAI-compatible chat-completions server on 127.0.0.1 whose behaviour a test sets.
 
 It answers `POST /v1/chat/completions` like OpenAI does, records every request it receives, and can
-be made slow, failing (any status), malformed, empty, or to drop the connection. A request with
+be made slow, failing (any status), malformed, empty, or to drop the connection. An answer goes
+gzip-compressed to a client that accepts it, as OpenAI's does. A request with
 `stream: true` is answered with chat.completion.chunk events over chunked transfer encoding, one
 piece every `chunk_delay` seconds; the double records how many pieces each stream delivered and
 whether the client hung up before the end.
@@ -9,6 +10,7 @@ whether the client hung up before the end.
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 import time
@@ -140,7 +142,10 @@ class UpstreamDouble:
                 content = "" if behaviour.mode == "empty" else behaviour.answer(body["messages"])
                 if body.get("stream"):
                     return self._stream(body, content, behaviour)
-                return self.send_json(200, json.dumps(_completion(body, content, behaviour.finish_reason)).encode())
+                answer = json.dumps(_completion(body, content, behaviour.finish_reason)).encode()
+                if "gzip" in self.headers.get("Accept-Encoding", ""):
+                    return self.send_json(200, gzip.compress(answer), "gzip")
+                return self.send_json(200, answer)
 
             def _stream(self, body: dict[str, Any], content: str, behaviour: Behaviour) -> None:
                 streamed = double._new_stream()
