@@ -1,7 +1,9 @@
 """The least a wechatpy Flask webhook that asks a model can do: the baseline for bench/webhook_overhead.
 
 Verify the signature, decrypt, one upstream call over a pooled requests.Session, encrypt the answer.
-No Redis, no history, no dedupe, no limits. `/echo` is the bare decrypt-and-echo endpoint.
+No Redis, no history, no dedupe, no limits. `/wechat-urllib3` is the same with the HTTP client the
+service uses (urllib3's pool), to tell the service's own work from its leaner client. `/echo` is the
+bare decrypt-and-echo endpoint.
 Served with the same gunicorn settings as the service: `gunicorn -c config/gunicorn.conf.py bench.baseline_app:app`.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 import os
 
 import requests
+import urllib3
 from flask import Flask, request
 from wechatpy import parse_message
 from wechatpy.crypto import WeChatCrypto
@@ -23,6 +26,7 @@ app = Flask(__name__)
 crypto = WeChatCrypto(TOKEN, AES_KEY, APPID)
 session = requests.Session()
 session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=1000))
+pool = urllib3.PoolManager(maxsize=1000)
 
 
 def _open():
@@ -42,6 +46,14 @@ def wechat():
     body = {"model": "m", "messages": [{"role": "user", "content": message.content}]}
     answer = session.post(UPSTREAM, json=body, timeout=(5, 60)).json()["choices"][0]["message"]["content"]
     return _reply(message, answer)
+
+
+@app.post("/wechat-urllib3")
+def wechat_urllib3():
+    message = _open()
+    body = {"model": "m", "messages": [{"role": "user", "content": message.content}]}
+    answer = pool.request("POST", UPSTREAM, json=body, timeout=urllib3.Timeout(connect=5, read=60)).json()
+    return _reply(message, answer["choices"][0]["message"]["content"])
 
 
 @app.post("/echo")

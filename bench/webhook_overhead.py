@@ -9,6 +9,8 @@ the same run:
   service   the full path: verify, decrypt, claim/dedupe, admission, history, allowance, model call,
             answer and reply recorded in Redis, encrypt (a real redis-server)
   baseline  bench/baseline_app.py /wechat: verify, decrypt, one pooled upstream call, encrypt
+  urllib3   bench/baseline_app.py /wechat-urllib3: the baseline with the service's HTTP client
+            (urllib3's pool, not requests' Session): the difference to it is the service's own work
   echo      bench/baseline_app.py /echo: verify, decrypt, encrypt the message back
 Every request is a new message from a distinct follower (no retries, nothing cached). wrk sends them
 at 32 connections (throughput) and at 1 connection (latency), in rounds that alternate the targets;
@@ -125,13 +127,14 @@ def main() -> None:
         targets = {
             "service": (ports["service"], "/wechat"),
             "baseline": (ports["baseline"], "/wechat"),
+            "urllib3": (ports["baseline"], "/wechat-urllib3"),
             "echo": (ports["baseline"], "/echo"),
         }
         results: dict[str, list[float]] = {}
         latency: dict[str, list[float]] = {}
-        for round_ in range(args.rounds):  # alternate, so drift on a shared machine hits all three alike
+        for round_ in range(args.rounds):  # alternate, so drift on a shared machine hits all alike
             for name, (port, path) in targets.items():
-                offset = (round_ * 3 + list(targets).index(name)) * 10_000_000
+                offset = (round_ * len(targets) + list(targets).index(name)) * 10_000_000
                 script = wrk_script(work, f"{name}{round_}", path, args.messages, offset)
                 rps, _ = run_wrk(f"http://127.0.0.1:{port}", script, 32, args.seconds)
                 results.setdefault(name, []).append(rps)
@@ -139,7 +142,7 @@ def main() -> None:
         # rounds, alternating, and the median of the paired differences.
         for round_ in range(args.latency_rounds):
             for name, (port, path) in targets.items():
-                offset = 500_000_000 + (round_ * 3 + list(targets).index(name)) * 1_000_000
+                offset = 500_000_000 + (round_ * len(targets) + list(targets).index(name)) * 1_000_000
                 script = wrk_script(work, f"{name}{round_}b", path, 3000, offset)
                 _, median = run_wrk(f"http://127.0.0.1:{port}", script, 1, args.latency_seconds)
                 latency.setdefault(name, []).append(median)
@@ -148,16 +151,16 @@ def main() -> None:
             ms = ", ".join(f"{m:.2f}" for m in latency[name])
             print(f"{name:9} req/s at 32 connections per round: {rps}")
             print(f"{'':9} median ms at 1 connection per round: {ms}")
-        service, baseline, echo = results["service"], results["baseline"], results["echo"]
-        ratio = statistics.median(s / b for s, b in zip(service, baseline, strict=True))
-        echo_ratio = statistics.median(s / e for s, e in zip(service, echo, strict=True))
-        added = [s - b for s, b in zip(latency["service"], latency["baseline"], strict=True)]
-        quartiles = statistics.quantiles(added, n=4)
-        print(f"service / baseline throughput at 32 connections (median of rounds): {ratio:.0%}")
-        print(
-            f"added median latency at 1 connection (median of {len(added)} paired rounds): "
-            f"{statistics.median(added):+.2f} ms (quartiles {quartiles[0]:+.2f} to {quartiles[2]:+.2f})"
-        )
+        for other in ("baseline", "urllib3"):
+            ratio = statistics.median(s / b for s, b in zip(results["service"], results[other], strict=True))
+            added = [s - b for s, b in zip(latency["service"], latency[other], strict=True)]
+            quartiles = statistics.quantiles(added, n=4)
+            print(f"service / {other} throughput at 32 connections (median of rounds): {ratio:.0%}")
+            print(
+                f"added median latency over {other} at 1 connection (median of {len(added)} paired rounds): "
+                f"{statistics.median(added):+.2f} ms (quartiles {quartiles[0]:+.2f} to {quartiles[2]:+.2f})"
+            )
+        echo_ratio = statistics.median(s / e for s, e in zip(results["service"], results["echo"], strict=True))
         print(f"service / echo throughput: {echo_ratio:.0%}")
     finally:
         for process in servers.values():
