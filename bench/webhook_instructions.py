@@ -19,6 +19,8 @@ import subprocess
 import sys
 
 WARM = 30
+# The baseline's two variants: requests' Session (as specified) and the service's client (urllib3).
+PATHS = {"service": "/wechat", "baseline": "/wechat", "urllib3": "/wechat-urllib3"}
 
 
 def inner(target: str, count: int) -> None:
@@ -59,7 +61,7 @@ def inner(target: str, count: int) -> None:
     for i in range(WARM + count):
         xml = simulate.message_xml(ACCOUNT, f"oCount{i:022d}", "text", Content="你好", MsgId=i + 1)
         params, body = simulate.sign(ACCOUNT, xml, "safe")
-        response = client.post("/wechat", query_string=params, data=body, content_type="text/xml")
+        response = client.post(PATHS[target], query_string=params, data=body, content_type="text/xml")
         assert response.status_code == 200 and b"<Encrypt>" in response.data, response.data[:200]
     nginx.terminate()
     redis.stop()
@@ -81,11 +83,12 @@ def main() -> None:
         inner(args.inner[0], int(args.inner[1]))
         return
     per_message = {}
-    for target in ("service", "baseline"):
+    for target in PATHS:
         few, many = instructions(target, 10), instructions(target, 10 + args.messages)
         per_message[target] = (many - few) / args.messages
         print(f"{target:9} {per_message[target] / 1e6:.2f} M instructions per message")
-    print(f"service / baseline: {per_message['service'] / per_message['baseline']:.2f}")
+    for other in ("baseline", "urllib3"):
+        print(f"service / {other}: {per_message['service'] / per_message[other]:.2f}")
 
 
 if __name__ == "__main__":
