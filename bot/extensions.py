@@ -10,7 +10,7 @@ from flask import current_app
 from redis.cluster import RedisCluster
 
 from bot.chat.core import ChatService
-from bot.chat.providers import OfflineProvider, OpenAIProvider, Provider
+from bot.chat.providers import OfflineProvider, OpenAIProvider, Provider, ProxyNotSupported
 from bot.store.apikeys import KeyStore
 from bot.store.blocks import Blocklist
 from bot.store.connection import connect, disconnect
@@ -20,7 +20,7 @@ from bot.store.stats import Stats
 from bot.store.vault import Vault
 from bot.wechat.client import SharedTokenClient
 from bot.wechat.protocol import WeChatProtocol
-from config.settings import Settings
+from config.settings import ConfigError, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -45,9 +45,7 @@ class Services:
         disconnect(self.redis)
         if self.probe is not None:
             disconnect(self.probe)
-        session = getattr(self.provider, "session", None)
-        if session is not None:
-            session.close()
+        self.provider.close()
         if self.wechat_client is not None:
             self.wechat_client._http.close()
 
@@ -55,9 +53,13 @@ class Services:
 def build_provider(settings: Settings) -> Provider:
     if settings.offline:
         return OfflineProvider()
-    return OpenAIProvider(
-        settings.openai_base_url, settings.openai_api_key, settings.openai_model, settings.openai_timeout
-    )
+    try:
+        return OpenAIProvider(
+            settings.openai_base_url, settings.openai_api_key, settings.openai_model, settings.openai_timeout
+        )
+    except ProxyNotSupported as error:
+        proxy = "HTTPS_PROXY/HTTP_PROXY/ALL_PROXY"
+        raise ConfigError(proxy, f"names {error} for the model: only an http:// or https:// proxy works") from None
 
 
 def build_services(settings: Settings) -> Services:

@@ -1,7 +1,8 @@
-"""The chat core's HTTP client to the model: compression, proxies, and an upstream that is not there."""
+"""The chat core's HTTP client to the model: compression, proxies, redirects, and upstreams that fail."""
 
 from __future__ import annotations
 
+import base64
 import socket
 import time
 
@@ -9,6 +10,7 @@ import pytest
 
 from bot.chat.providers import OpenAIProvider
 from bot.errors import ChatError, Failure
+from config.settings import ConfigError
 
 QUESTION = [{"role": "user", "content": "你好"}]
 
@@ -23,13 +25,50 @@ def test_a_compressed_answer_is_read(upstream):
     assert received.body == {"model": "test-model", "messages": QUESTION, "max_tokens": 100}
 
 
-def test_calls_go_through_the_proxy_the_environment_names(upstream, monkeypatch):
-    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROXY", "https_proxy"):
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+@pytest.fixture
+def no_proxies(monkeypatch):
+    for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HTTP_PROXY", upstream.url.removesuffix("/v1"))  # the double plays the proxy
+        monkeypatch.delenv(name.lower(), raising=False)
+    return monkeypatch
+
+
+def test_calls_go_through_the_proxy_the_environment_names_with_its_credentials(upstream, no_proxies):
+    port = upstream.url.removesuffix("/v1").rsplit(":", 1)[1]
+    no_proxies.setenv("http_proxy", f"http://relay:p%40ss@127.0.0.1:{port}")  # the double plays the proxy
     provider = OpenAIProvider("http://model.invalid/v1", "sk-upstream-test", "test-model", timeout=2.0)
     assert provider.complete(QUESTION, 100).content == "回答：你好"
-    assert upstream.received[0].headers["Host"] == "model.invalid"
+    (received,) = upstream.received
+    headers = {name.lower(): value for name, value in received.headers.items()}
+    assert headers["host"] == "model.invalid"
+    assert headers["proxy-authorization"] == "Basic " + base64.b64encode(b"relay:p@ss").decode()
+
+
+def test_a_socks_proxy_is_refused_at_start_naming_it_but_not_its_password(config, make_app, no_proxies):
+    no_proxies.setenv("ALL_PROXY", "socks5://relay:hunter2@proxy.example:1080")
+    with pytest.raises(ConfigError) as refused:
+        make_app(config)
+    assert "socks5://proxy.example" in str(refused.value) and "hunter2" not in str(refused.value)
+
+
+def test_a_redirect_is_reported_not_followed(upstream):
+    upstream.reset(mode="redirect")
+    provider = OpenAIProvider(upstream.url, "sk-upstream-test", "test-model", timeout=2.0)
+    with pytest.raises(ChatError) as caught:
+        provider.complete(QUESTION, 100)
+    assert caught.value.failure is Failure.UPSTREAM_FAILED and "HTTP 307" in caught.value.message
+    assert upstream.calls == 1
+
+
+def test_an_answer_whose_body_stalls_is_a_timeout(upstream):
+    upstream.reset(body_delay=1.5)
+    provider = OpenAIProvider(upstream.url, "sk-upstream-test", "test-model", timeout=0.5)
+    with pytest.raises(ChatError) as caught:
+        provider.complete(QUESTION, 100)
+    assert caught.value.failure is Failure.UPSTREAM_TIMEOUT and upstream.calls == 1
 
 
 def test_an_upstream_that_refuses_connections_fails_fast():

@@ -10,8 +10,9 @@ from typing import Any, Protocol
 
 import urllib3
 from requests.certs import where as ca_bundle
-from requests.utils import get_environ_proxies, select_proxy
+from requests.utils import get_auth_from_url, get_environ_proxies, select_proxy
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, MaxRetryError, NewConnectionError, ReadTimeoutError
+from urllib3.util import make_headers, parse_url
 from urllib3.util.retry import Retry
 
 from bot.chat.streams import OfflineStream, UpstreamStream, hang_up
@@ -51,12 +52,16 @@ class Provider(Protocol):
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int, sampling: Sampling | None = None) -> Pieces: ...
 
+    def close(self) -> None:
+        """Close the connections it keeps (tests, a clean shutdown)."""
+
 
 def _pool(url: str, pool_size: int) -> urllib3.PoolManager:
     """The upstream's connection pool, straight on urllib3 (the library requests sends through):
     requests' own work per call (preparing, merging settings, hooks, cookies) costs more than a
-    call to a nearby model takes (bench/webhook_overhead.py). What requests gave is kept: its CA
-    bundle, HTTPS_PROXY and friends (read once, here), answers decoded (gzip, deflate)."""
+    call to a nearby model takes (bench/upstream_client.py). What requests gave is kept: its CA
+    bundle, HTTPS_PROXY and friends (read once, here, with a proxy's user:password), answers
+    decoded (gzip, deflate)."""
     # A connect error or a 429/5xx means the model did no work we pay for: safe to retry, once. A
     # read timeout is not retried: the model may still be writing an answer.
     retry = Retry(
@@ -72,7 +77,19 @@ def _pool(url: str, pool_size: int) -> urllib3.PoolManager:
     )
     options: dict[str, Any] = {"num_pools": 4, "maxsize": pool_size, "retries": retry, "ca_certs": ca_bundle()}
     proxy = select_proxy(url, get_environ_proxies(url))
-    return urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
+    if not proxy:
+        return urllib3.PoolManager(**options)
+    where = parse_url(proxy)
+    if where.scheme not in ("http", "https"):
+        raise ProxyNotSupported(f"{where.scheme}://{where.host}")
+    user, password = get_auth_from_url(proxy)
+    headers = make_headers(proxy_basic_auth=f"{user}:{password}") if user or password else None
+    return urllib3.ProxyManager(proxy, proxy_headers=headers, **options)
+
+
+class ProxyNotSupported(ValueError):
+    """The environment names a proxy for the model that is not http(s) (socks): str() is the proxy
+    without its credentials."""
 
 
 class OpenAIProvider:
@@ -98,6 +115,9 @@ class OpenAIProvider:
         body = {**self._body(messages, max_tokens, sampling), "stream": True}
         return UpstreamStream(self._post(body, stream=True))
 
+    def close(self) -> None:
+        self.pool.clear()
+
     def _body(self, messages: list[dict[str, str]], max_tokens: int, sampling: Sampling | None) -> dict[str, Any]:
         return {"model": self.model, "messages": messages, "max_tokens": max_tokens, **(sampling or {})}
 
@@ -105,11 +125,12 @@ class OpenAIProvider:
         """The upstream's 200 response (a stream's body still unread), or ChatError saying what failed."""
         # A stream is read as it arrives: compression would hold pieces back in the decoder.
         headers = {**self.headers, "Accept-Encoding": "identity"} if stream else self.headers
-        payload = json.dumps(body, ensure_ascii=False).encode()
+        payload = json.dumps(body).encode()  # ASCII: any text encodes
         try:
             response = self.pool.request(
-                "POST", self.url, body=payload, headers=headers, timeout=self.timeout, preload_content=not stream
-            )
+                "POST", self.url, body=payload, headers=headers, timeout=self.timeout, preload_content=not stream,
+                redirect=False,  # a 3xx is a misconfigured URL: reported as it is, not followed
+            )  # fmt: skip
         except (ReadTimeoutError, TimeoutError):
             raise ChatError(Failure.UPSTREAM_TIMEOUT) from None
         except MaxRetryError as exc:
@@ -159,3 +180,6 @@ class OfflineProvider:
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int, sampling: Sampling | None = None) -> Pieces:
         return OfflineStream(self.complete(messages, max_tokens).content)
+
+    def close(self) -> None:
+        pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -22,11 +23,14 @@ class JsonHandler(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:
         pass
 
-    def send_json(self, status: int, payload: bytes, encoding: str = "") -> None:
+    def send_json(self, status: int, payload: bytes, encoding: str = "", body_delay: float = 0.0) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         if encoding:
             self.send_header("Content-Encoding", encoding)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
+        if body_delay:
+            self.wfile.flush()
+            time.sleep(body_delay)
         self.wfile.write(payload)

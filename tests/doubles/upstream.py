@@ -31,7 +31,8 @@ class Behaviour:
     latency_for: Callable[[list[dict[str, str]]], float] | None = None  # per question, overrides latency
     status: int = 200
     fail_times: int | None = None  # with a failing status: fail this many times, then succeed
-    mode: str = "ok"  # ok | malformed | empty | drop
+    mode: str = "ok"  # ok | malformed | empty | drop | redirect (307 to itself)
+    body_delay: float = 0.0  # seconds between a non-stream answer's headers and its body
     answer: Callable[[list[dict[str, str]]], str] = echo_answer
     finish_reason: str = "stop"
     # Streaming: the answer in pieces of `piece_chars`, `chunk_delay` seconds apart. stream_mode "cut"
@@ -137,15 +138,21 @@ class UpstreamDouble:
                     return
                 if fail:
                     return self.send_json(behaviour.status, b'{"error": {"message": "failing on purpose"}}')
+                if behaviour.mode == "redirect":
+                    self.send_response(307)
+                    self.send_header("Location", self.path)
+                    self.send_header("Content-Length", "0")
+                    return self.end_headers()
                 if behaviour.mode == "malformed":
                     return self.send_json(200, b'{"choices": [ this is not json')
                 content = "" if behaviour.mode == "empty" else behaviour.answer(body["messages"])
                 if body.get("stream"):
                     return self._stream(body, content, behaviour)
                 answer = json.dumps(_completion(body, content, behaviour.finish_reason)).encode()
-                if "gzip" in self.headers.get("Accept-Encoding", ""):
-                    return self.send_json(200, gzip.compress(answer), "gzip")
-                return self.send_json(200, answer)
+                gzipped = "gzip" in self.headers.get("Accept-Encoding", "")
+                return self.send_json(
+                    200, gzip.compress(answer) if gzipped else answer, "gzip" if gzipped else "", behaviour.body_delay
+                )
 
             def _stream(self, body: dict[str, Any], content: str, behaviour: Behaviour) -> None:
                 streamed = double._new_stream()
