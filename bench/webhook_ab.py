@@ -18,16 +18,13 @@ import argparse
 import http.client
 import random
 import statistics
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 
-from bench.webhook_overhead import start_nginx
-from bot.store.embedded import EmbeddedRedis
+from bench.webhook_overhead import serving
 from bot.wechat import simulate
 from tests.conftest import ACCOUNT
-from tests.procs import ROOT, free_port, python, service_env, stop, wait_for_http
+from tests.procs import ROOT
 
 
 def send(connection: http.client.HTTPConnection, number: int) -> float:
@@ -51,39 +48,22 @@ def main() -> None:
     args = parser.parse_args()
     if not (args.other / "wsgi.py").exists():
         parser.error(f"{args.other} is not a checkout of the service (no wsgi.py)")
-    work = Path(tempfile.mkdtemp())
-    redis = EmbeddedRedis(work / "redis", persist=False).start()
-    nginx, up_port = start_nginx(work)
-    env = service_env(redis.url, f"http://127.0.0.1:{up_port}/v1", BOT_ENV="production")
-    targets = {"this": (ROOT, "wsgi:app"), "other": (args.other.resolve(), "wsgi:app")}
-    targets["baseline"] = (ROOT, "bench.baseline_app:app")
-    servers, connections = {}, {}
-    try:
-        for name, (checkout, app) in targets.items():
-            port = free_port()
-            command = python("-m", "gunicorn", "-c", "config/gunicorn.conf.py", "-b", f"127.0.0.1:{port}", app)
-            env_here = {**env, "PYTHONPATH": str(checkout)}
-            servers[name] = subprocess.Popen(command, cwd=checkout, env=env_here, stderr=subprocess.DEVNULL)
-            wait_for_http(f"http://127.0.0.1:{port}/", servers[name])
-            connections[name] = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        took: dict[str, list[float]] = {name: [] for name in targets}
+    apps = {"this": (ROOT, "wsgi:app"), "other": (args.other.resolve(), "wsgi:app")}
+    apps["baseline"] = (ROOT, "bench.baseline_app:app")
+    with serving(apps) as (ports, _):
+        connections = {name: http.client.HTTPConnection("127.0.0.1", port, timeout=10) for name, port in ports.items()}
+        took: dict[str, list[float]] = {name: [] for name in apps}
         number = 0
         for _ in range(args.messages):
-            for name in random.sample(list(targets), len(targets)):
+            for name in random.sample(list(apps), len(apps)):
                 number += 1
                 took[name].append(send(connections[name], number) * 1000)
-        for name, times in took.items():
-            print(f"{name:9} median {statistics.median(times):.3f} ms over {len(times)} messages")
-        for a, b in (("this", "other"), ("this", "baseline"), ("other", "baseline")):
-            paired = [x - y for x, y in zip(took[a], took[b], strict=True)]
-            low, _, high = statistics.quantiles(paired, n=4)
-            print(f"{a} - {b}: median {statistics.median(paired):+.3f} ms (quartiles {low:+.3f} to {high:+.3f})")
-    finally:
-        for process in servers.values():
-            stop(process)
-        nginx.terminate()
-        nginx.wait()
-        redis.stop()
+    for name, times in took.items():
+        print(f"{name:9} median {statistics.median(times):.3f} ms over {len(times)} messages")
+    for a, b in (("this", "other"), ("this", "baseline"), ("other", "baseline")):
+        paired = [x - y for x, y in zip(took[a], took[b], strict=True)]
+        low, _, high = statistics.quantiles(paired, n=4)
+        print(f"{a} - {b}: median {statistics.median(paired):+.3f} ms (quartiles {low:+.3f} to {high:+.3f})")
 
 
 if __name__ == "__main__":

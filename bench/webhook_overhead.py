@@ -21,10 +21,12 @@ short rounds, since this figure drifts with the machine's load from one second t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import statistics
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from bot.store.embedded import EmbeddedRedis
@@ -49,6 +51,33 @@ def start_nginx(directory: Path) -> tuple[subprocess.Popen, int]:
         f"    location / {{ default_type application/json; return 200 '{ANSWER}'; }} }} }}\n"
     )
     return subprocess.Popen(["nginx", "-c", str(conf), "-p", str(directory)]), port
+
+
+@contextlib.contextmanager
+def serving(apps: dict[str, tuple[Path, str]]) -> Iterator[tuple[dict[str, int], Path]]:
+    """A redis-server, the instant upstream and one gunicorn per app (checkout, module:app) under the
+    service's settings (config/gunicorn.conf.py, production env); yields each app's port and a
+    scratch directory, and stops them all."""
+    work = Path(tempfile.mkdtemp())
+    redis = EmbeddedRedis(work / "redis", persist=False).start()
+    nginx, up_port = start_nginx(work)
+    env = service_env(redis.url, f"http://127.0.0.1:{up_port}/v1", BOT_ENV="production")
+    servers: dict[str, subprocess.Popen] = {}
+    try:
+        ports = {}
+        for name, (checkout, app) in apps.items():
+            ports[name] = free_port()
+            command = python("-m", "gunicorn", "-c", "config/gunicorn.conf.py", "-b", f"127.0.0.1:{ports[name]}", app)
+            here = {**env, "PYTHONPATH": str(checkout)}
+            servers[name] = subprocess.Popen(command, cwd=checkout, env=here, stderr=subprocess.DEVNULL)
+            wait_for_http(f"http://127.0.0.1:{ports[name]}/", servers[name])
+        yield ports, work
+    finally:
+        for process in servers.values():
+            stop(process)
+        nginx.terminate()
+        nginx.wait()
+        redis.stop()
 
 
 def wrk_script(directory: Path, name: str, path: str, count: int, offset: int) -> Path:
@@ -107,23 +136,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.latency_rounds < 2:
         parser.error("--latency-rounds must be at least 2 (quartiles of the paired differences)")
-    work = Path(tempfile.mkdtemp())
-    redis = EmbeddedRedis(work / "redis", persist=False).start()
-    nginx, up_port = start_nginx(work)
-    env = service_env(redis.url, f"http://127.0.0.1:{up_port}/v1", BOT_ENV="production")
-    ports = {"service": free_port(), "baseline": free_port()}
-    procs = {
-        "service": ["wsgi:app"],
-        "baseline": ["bench.baseline_app:app"],
-    }
-    servers = {}
-    try:
-        for name, target in procs.items():
-            command = python(
-                "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "-b", f"127.0.0.1:{ports[name]}", *target
-            )
-            servers[name] = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
-            wait_for_http(f"http://127.0.0.1:{ports[name]}/", servers[name])
+    apps = {"service": (ROOT, "wsgi:app"), "baseline": (ROOT, "bench.baseline_app:app")}
+    with serving(apps) as (ports, work):
         targets = {
             "service": (ports["service"], "/wechat"),
             "baseline": (ports["baseline"], "/wechat"),
@@ -162,12 +176,6 @@ def main() -> None:
             )
         echo_ratio = statistics.median(s / e for s, e in zip(results["service"], results["echo"], strict=True))
         print(f"service / echo throughput: {echo_ratio:.0%}")
-    finally:
-        for process in servers.values():
-            stop(process)
-        nginx.terminate()
-        nginx.wait()
-        redis.stop()
 
 
 if __name__ == "__main__":
