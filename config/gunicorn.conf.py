@@ -1,7 +1,7 @@
 """gunicorn settings for every environment (the Procfile and the run command both use this file).
 
 gevent workers: a model answer takes 2-60 s and each worker must hold hundreds of such calls at once,
-which sync or thread workers cannot do on 2 cores. Every blocking call the app makes (requests,
+which sync or thread workers cannot do on 2 cores. Every blocking call the app makes (urllib3,
 redis-py) yields to other greenlets once gevent has patched the standard library.
 """
 

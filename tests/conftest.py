@@ -83,6 +83,14 @@ def config(redis_server, upstream, wechat_api) -> dict[str, str]:
     }
 
 
+@pytest.fixture(autouse=True)
+def no_proxy_environment(monkeypatch):
+    """Everything a test talks to is on 127.0.0.1: a proxy set in the shell must not come between."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
 @pytest.fixture
 def make_app(redis):
     """create_app() for tests that need other settings; every app's connections close after the test."""

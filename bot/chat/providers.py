@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 import urllib3
 from requests.certs import where as ca_bundle
-from requests.utils import get_auth_from_url, get_environ_proxies, select_proxy
+from requests.utils import get_auth_from_url, get_environ_proxies, prepend_scheme_if_needed, select_proxy
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, MaxRetryError, NewConnectionError, ReadTimeoutError
 from urllib3.util import make_headers, parse_url
 from urllib3.util.retry import Retry
@@ -60,8 +60,8 @@ def _pool(url: str, pool_size: int) -> urllib3.PoolManager:
     """The upstream's connection pool, straight on urllib3 (the library requests sends through):
     requests' own work per call (preparing, merging settings, hooks, cookies) costs more than a
     call to a nearby model takes (bench/upstream_client.py). What requests gave is kept: its CA
-    bundle, HTTPS_PROXY and friends (read once, here, with a proxy's user:password), answers
-    decoded (gzip, deflate)."""
+    bundle, HTTPS_PROXY and friends (read once, here; `host:port` means http://, and a proxy's
+    user:password is sent), answers decoded (gzip, deflate)."""
     # A connect error or a 429/5xx means the model did no work we pay for: safe to retry, once. A
     # read timeout is not retried: the model may still be writing an answer.
     retry = Retry(
@@ -79,6 +79,7 @@ def _pool(url: str, pool_size: int) -> urllib3.PoolManager:
     proxy = select_proxy(url, get_environ_proxies(url))
     if not proxy:
         return urllib3.PoolManager(**options)
+    proxy = prepend_scheme_if_needed(proxy, "http")
     where = parse_url(proxy)
     if where.scheme not in ("http", "https"):
         raise ProxyNotSupported(f"{where.scheme}://{where.host}")
@@ -93,25 +94,29 @@ class ProxyNotSupported(ValueError):
 
 
 class OpenAIProvider:
-    """Chat completions over HTTP with one pooled session, explicit timeouts and bounded retries."""
+    """Chat completions over HTTP with one connection pool, explicit timeouts and bounded retries."""
 
     name = "openai"
 
     def __init__(self, base_url: str, api_key: str, model: str, timeout: float, pool_size: int = 1000):
-        self.url = base_url.rstrip("/") + "/chat/completions"
+        url = parse_url(base_url.rstrip("/") + "/chat/completions")
+        self.url = url._replace(auth=None).url  # never sent on, nor logged with a retry
         self.model = model
         self.timeout = urllib3.Timeout(connect=min(CONNECT_TIMEOUT, timeout), read=timeout)
         self.pool = _pool(self.url, pool_size)
         self.headers = {"Content-Type": "application/json", "Accept-Encoding": "gzip, deflate"}
         if api_key:
             self.headers["Authorization"] = f"Bearer {api_key}"
+        if url.auth:  # https://user:password@host/v1: basic auth, as requests sent it (over any key)
+            basic = make_headers(basic_auth=":".join(get_auth_from_url(url.url)))
+            self.headers["Authorization"] = basic["authorization"]
 
     def complete(self, messages: list[dict[str, str]], max_tokens: int, sampling: Sampling | None = None) -> Reply:
         response = self._post(self._body(messages, max_tokens, sampling), stream=False)
         return _parse_reply(response.data)
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int, sampling: Sampling | None = None) -> Pieces:
-        """The answer as the upstream streams it (`stream: true`), over the same pooled session."""
+        """The answer as the upstream streams it (`stream: true`), over the same connection pool."""
         body = {**self._body(messages, max_tokens, sampling), "stream": True}
         return UpstreamStream(self._post(body, stream=True))
 
