@@ -12,6 +12,7 @@ from gevent import monkey
 monkey.patch_all()
 
 import json  # noqa: E402
+import signal  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
@@ -45,4 +46,6 @@ def app(environ, start_response):
 
 if __name__ == "__main__":
     LATENCY = float(sys.argv[2])
-    WSGIServer(("127.0.0.1", int(sys.argv[1])), app, log=None, backlog=4096).serve_forever()
+    server = WSGIServer(("127.0.0.1", int(sys.argv[1])), app, log=None, backlog=4096)
+    gevent.signal_handler(signal.SIGINT, server.stop)  # the benchmark's stop(): end quietly
+    server.serve_forever()
