@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import threading
 
 import pytest
 import redis as redis_py
 
 from bot.extensions import services
+from tests.monitor import Monitor
 
 
 def key_lifecycle(app, client, upstream):
@@ -80,38 +80,6 @@ def test_no_issued_key_reaches_any_log_line_at_any_level(app, client, upstream, 
         line = record.getMessage() + str(record.exc_text or "")
         for key in keys:
             assert key[3:] not in line, f"{record.name}: {line}"
-
-
-class Monitor:
-    """Redis's MONITOR: every command a client sends (commands run inside scripts are marked lua)."""
-
-    def __init__(self, url):
-        self.redis = redis_py.Redis.from_url(url, decode_responses=True)
-        self.marker = redis_py.Redis.from_url(url)
-        self.marker.ping()  # connected before watching: its handshake is not counted
-        self.commands: list[str] = []
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-
-    def __enter__(self):
-        self._thread.start()
-        self._ready.wait(5)
-        return self
-
-    def _watch(self):
-        with self.redis.monitor() as monitor:
-            self._ready.set()
-            for command in monitor.listen():
-                if command["command"] == "ECHO monitor-done":
-                    return
-                if command.get("client_type") != "lua":
-                    self.commands.append(command["command"].split()[0].upper())
-
-    def __exit__(self, *exc):
-        self.marker.echo("monitor-done")
-        self._thread.join(5)
-        self.marker.close()
-        self.redis.close()
 
 
 @pytest.mark.parametrize(
