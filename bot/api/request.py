@@ -124,8 +124,7 @@ def key_payer(api_key: ApiKey, user: str | None) -> KeyPayer:
     During a BOT_SECRET rotation a key the ledger does not find is looked for under the previous one."""
     svc = services()
     blocked = bool(user) and svc.blocks.user_blocked(user)
-    adopt = (lambda: svc.keys.adopt(api_key.key)) if svc.keys.vault.previous is not None else None
-    return svc.ledger.payer(api_key.fingerprint, user, blocked, adopt)
+    return svc.ledger.payer(api_key.fingerprint, user, blocked, lambda: svc.keys.adopt(api_key.key))
 
 
 def event_stream(events: Iterator[bytes]) -> Response:

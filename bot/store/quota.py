@@ -111,7 +111,8 @@ class KeyLedger:
         adopt: Callable[[], bool] | None = None,
     ) -> KeyPayer:  # fmt: skip
         """The key paying for one request made for `user` (the API's optional end-user id).
-        `adopt`: moves the key from a previous BOT_SECRET if it is there (only while rotating)."""
+        `adopt`: asked for a key the ledger does not find; moves it from a previous BOT_SECRET if it
+        is there (KeyStore.adopt: nothing to do, and no Redis, unless a rotation is under way)."""
         return KeyPayer(self, fingerprint, user, user_blocked, adopt)
 
 
