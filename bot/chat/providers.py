@@ -83,9 +83,15 @@ def _pool(url: str, pool_size: int) -> urllib3.PoolManager:
     where = parse_url(proxy)
     if where.scheme not in ("http", "https"):
         raise ProxyNotSupported(f"{where.scheme}://{where.host}")
-    user, password = get_auth_from_url(proxy)
-    headers = make_headers(proxy_basic_auth=f"{user}:{password}") if user or password else None
+    credentials = _credentials(proxy)
+    headers = make_headers(proxy_basic_auth=credentials) if credentials else None
     return urllib3.ProxyManager(proxy, proxy_headers=headers, **options)
+
+
+def _credentials(url: str) -> str:
+    """`user:password` from a URL (%-escapes decoded, as requests read them), or "" if it has none."""
+    user, password = get_auth_from_url(url)
+    return f"{user}:{password}" if user or password else ""
 
 
 class ProxyNotSupported(ValueError):
@@ -107,9 +113,8 @@ class OpenAIProvider:
         self.headers = {"Content-Type": "application/json", "Accept-Encoding": "gzip, deflate"}
         if api_key:
             self.headers["Authorization"] = f"Bearer {api_key}"
-        if url.auth:  # https://user:password@host/v1: basic auth, as requests sent it (over any key)
-            basic = make_headers(basic_auth=":".join(get_auth_from_url(url.url)))
-            self.headers["Authorization"] = basic["authorization"]
+        if credentials := _credentials(url.url):  # https://user:password@host/v1, as requests sent it
+            self.headers["Authorization"] = make_headers(basic_auth=credentials)["authorization"]
 
     def complete(self, messages: list[dict[str, str]], max_tokens: int, sampling: Sampling | None = None) -> Reply:
         response = self._post(self._body(messages, max_tokens, sampling), stream=False)
