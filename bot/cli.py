@@ -140,7 +140,7 @@ wechat_cli = AppGroup("wechat", help="Talk to /wechat as WeChat's servers would.
 @click.option("--click", "click_key", is_flag=True, help="send TEXT as a menu click's EventKey instead")
 @click.option("--url", default=None, help="the service's base URL [default: http://127.0.0.1:$PORT]")
 @click.option(
-    "--mode", type=click.Choice(simulate.MODES), default=None, help="[default: safe if WECHAT_AES_KEY is set]"
+    "--mode", type=click.Choice(simulate.MODES), default=None, help="[default: safe unless the mode is plain]"
 )
 def say(text: str, openid: str, click_key: bool, url: str | None, mode: str | None) -> None:
     """Send TEXT to the running service as a signed (and encrypted) WeChat message; print the reply."""
@@ -148,7 +148,7 @@ def say(text: str, openid: str, click_key: bool, url: str | None, mode: str | No
     if not settings.wechat_token:
         raise click.ClickException("WECHAT_TOKEN is not set")
     account = simulate.Account(settings.wechat_token, settings.wechat_aes_key, settings.wechat_appid)
-    mode = mode or ("safe" if settings.wechat_aes_key else "plain")
+    mode = mode or ("plain" if settings.wechat_message_mode == "plain" else "safe")
     fields = {"Event": "CLICK", "EventKey": text} if click_key else {"Content": text, "MsgId": secrets.randbits(62)}
     xml = simulate.message_xml(account, _openid(openid), "event" if click_key else "text", **fields)
     params, body = simulate.sign(account, xml, mode)

@@ -16,6 +16,7 @@ from bot.store.blocks import Blocklist
 from bot.store.connection import connect, disconnect
 from bot.store.conversation import Conversation
 from bot.store.quota import KeyLedger
+from bot.store.replays import SignedQueries
 from bot.store.stats import Stats
 from bot.store.vault import Vault
 from bot.wechat.client import SharedTokenClient
@@ -38,6 +39,7 @@ class Services:
     wechat: WeChatProtocol | None
     wechat_client: SharedTokenClient | None
     conversation: Conversation
+    signed_queries: SignedQueries
     probe: redis.Redis | None = None  # /readyz's own client, with short timeouts
 
     def close(self) -> None:
@@ -85,6 +87,7 @@ def build_services(settings: Settings) -> Services:
             rpm=settings.limits.openid_rpm,
         ),
         stats=Stats(client),
+        signed_queries=SignedQueries(client, window_seconds=min(600, settings.reply_retention_seconds)),
         probe=connect(
             settings.redis_url,
             _cluster_mode(client),
@@ -98,6 +101,7 @@ def build_services(settings: Settings) -> Services:
             settings.wechat_appid,
             settings.wechat_aes_key_previous,
             max_age=min(600, settings.reply_retention_seconds),
+            mode=settings.wechat_message_mode,
         )
         if settings.wechat_token
         else None,

@@ -55,6 +55,7 @@ class Settings:
     wechat_token: str
     wechat_appid: str
     wechat_aes_key: str
+    wechat_message_mode: str  # safe | compatible | plain: which deliveries /wechat accepts
     wechat_secret: str
     wechat_api_base_url: str
     admin_openids: frozenset[str]
@@ -218,6 +219,7 @@ def _valid_aes_key(key: str) -> bool:
 
 
 DEFAULT_KEY_KEYWORDS = "key,apikey,api key,密钥,获取key"
+MESSAGE_MODES = ("safe", "compatible", "plain")
 
 
 def _wechat(read: _Reader) -> dict:
@@ -228,12 +230,18 @@ def _wechat(read: _Reader) -> dict:
             raise ConfigError("WECHAT_AES_KEY", "must be the 43-character EncodingAESKey from the WeChat console")
         if not appid:
             raise ConfigError("WECHAT_APPID", "is required when WECHAT_AES_KEY is set (it is inside every ciphertext)")
+    # The console's 消息加解密方式: 安全模式 = safe, 兼容模式 = compatible, 明文模式 = plain. Safe (the
+    # default with a key) refuses plaintext deliveries, whose signature does not cover the body.
+    mode = read.choice("WECHAT_MESSAGE_MODE", "safe" if aes_key else "plain", MESSAGE_MODES)
+    if mode != "plain" and not aes_key:
+        raise ConfigError("WECHAT_MESSAGE_MODE", f"is {mode}, which needs WECHAT_AES_KEY (or set it to plain)")
     admins = frozenset(a.strip() for a in read.str("BOT_ADMIN_OPENIDS").split(",") if a.strip())
     keywords = read.str("BOT_KEY_KEYWORDS", DEFAULT_KEY_KEYWORDS) or DEFAULT_KEY_KEYWORDS
     return {
         "wechat_token": read.str("WECHAT_TOKEN"),
         "wechat_appid": appid,
         "wechat_aes_key": aes_key,
+        "wechat_message_mode": mode,
         "wechat_secret": read.str("WECHAT_SECRET"),
         "wechat_api_base_url": read.url("WECHAT_API_BASE_URL", "https://api.weixin.qq.com", ("http", "https")),
         "admin_openids": admins,

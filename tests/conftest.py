@@ -116,6 +116,16 @@ def client(app):
 
 
 @pytest.fixture
+def client_in_mode(config, make_app):
+    """A test client of an app whose account is in message mode `mode` (the console's 消息加解密方式)."""
+
+    def client(mode: str):
+        return make_app({**config, "WECHAT_MESSAGE_MODE": mode}).test_client()
+
+    return client
+
+
+@pytest.fixture
 def issue_key(app):
     """Issue the API key of an openid, as the follower would get it from the official account."""
 

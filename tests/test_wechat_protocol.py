@@ -159,13 +159,15 @@ def test_junk_envelopes_are_400_in_safe_mode(client, upstream, body):
     ],
     ids=["billion-laughs", "external-entity", "no-from", "bad-openid", "bad-time", "bad-account", "wrong-root"],
 )
-def test_junk_messages_are_400_in_plain_mode(client, upstream, body):
+def test_junk_messages_are_400_in_plain_mode(client_in_mode, upstream, body):
+    client = client_in_mode("plain")
     params, _ = delivery("plain")
     assert post(client, params, body).status_code == 400
     assert upstream.calls == 0
 
 
-def test_an_oversized_body_is_413(client, upstream):
+def test_an_oversized_body_is_413(client_in_mode, upstream):
+    client = client_in_mode("plain")
     params, _ = delivery("plain")
     assert post(client, params, b"<xml>" + b"x" * 70_000 + b"</xml>").status_code == 413
     assert upstream.calls == 0

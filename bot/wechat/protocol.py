@@ -44,6 +44,11 @@ class Delivery:
     timestamp: str
     crypto: WeChatCrypto | None = None  # the key it came sealed with: the reply is sealed the same way
 
+    @property
+    def pair(self) -> str:
+        """The signed (timestamp, nonce) this delivery came with."""
+        return f"{self.timestamp}:{self.nonce}"
+
 
 def signature_of(*parts: str) -> str:
     return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
@@ -67,8 +72,16 @@ def cdata_safe(text: str) -> str:
 
 
 class WeChatProtocol:
-    def __init__(self, token: str, aes_key: str, appid: str, previous_aes_key: str = "", max_age: float = 600):
+    def __init__(
+        self, token: str, aes_key: str, appid: str, previous_aes_key: str = "", max_age: float = 600,
+        mode: str = "",
+    ):  # fmt: skip
         self.token = token
+        # safe: only encrypted deliveries, whose msg_signature covers the body. compatible and plain
+        # also take plaintext ones, whose signature covers token, timestamp and nonce only: a captured
+        # query would carry any body, so the door must check each (timestamp, nonce) against the
+        # message it first came with (guards_replays).
+        self.mode = mode or ("safe" if aes_key else "plain")
         # A signed delivery can be captured and sent again. Within `max_age` its MsgId's claim (kept
         # far longer) answers a replay with the same reply and no model call; older ones are refused.
         self.max_age = max_age
@@ -83,12 +96,19 @@ class WeChatProtocol:
         if not _same(expected, args.get("signature", "")):
             raise WebhookError(403, "bad signature")
 
+    @property
+    def guards_replays(self) -> bool:
+        """Whether plaintext deliveries are taken, so the door must tie each signed query to one message."""
+        return self.mode != "safe"
+
     def read(self, args: Mapping[str, str], body: bytes) -> Delivery:
         """Parse one delivery in plaintext, compatible or safe mode, whose query has passed
         check_signature (the door checks it before reading the body): freshness, then the
         message signature and decryption."""
         self._check_fresh(args.get("timestamp", ""))
         encrypted = args.get("encrypt_type", "raw").lower() == "aes"
+        if not encrypted and self.mode == "safe":
+            raise WebhookError(403, "plaintext delivery refused: WECHAT_MESSAGE_MODE is safe")
         xml, crypto = self._decrypt(args, body) if encrypted else (body, None)
         message = _parse(xml)
         return Delivery(message, encrypted, args.get("nonce", ""), args.get("timestamp", ""), crypto)
@@ -144,6 +164,7 @@ def _parse(xml: bytes | str) -> BaseMessage:
         message = parse_message(xml)
         source, target, msg_type = message.source, message.target, message.type
         int(message.time)
+        msg_id = getattr(message, "id", 0)  # wechatpy converts MsgId when it is first read
     except Exception as exc:  # noqa: BLE001 - wechatpy lets every parser error escape
         raise WebhookError(400, f"unreadable message: {type(exc).__name__}") from None
     if not isinstance(source, str) or not valid_openid(source):
@@ -152,4 +173,6 @@ def _parse(xml: bytes | str) -> BaseMessage:
         raise WebhookError(400, "ToUserName is not an account id")
     if not isinstance(msg_type, str):
         raise WebhookError(400, "MsgType missing")
+    if not 0 <= (msg_id or 0) < 2**64:  # WeChat's MsgId is a 64-bit number; it names a Redis key
+        raise WebhookError(400, "MsgId is out of range")
     return message

@@ -12,9 +12,9 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from bot import metrics, observe
 from bot.extensions import services
 from bot.wechat import texts
-from bot.wechat.bot import Bot
+from bot.wechat.bot import Bot, message_id
 from bot.wechat.courier import NO_REPLY
-from bot.wechat.protocol import WebhookError
+from bot.wechat.protocol import Delivery, WebhookError
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("wechat", __name__)
@@ -41,6 +41,13 @@ def _protocol():
     return protocol
 
 
+def _bind_query(delivery: Delivery) -> None:
+    """Refuse a signed query that already came with another message (see bot/store/replays.py)."""
+    message = delivery.message
+    if not services().signed_queries.bind(delivery.pair, f"{message.source}|{message_id(message)}"):
+        raise WebhookError(403, "signed query reused with another message: refused as a replay")
+
+
 @bp.get("/wechat")
 def verify_url() -> Response:
     """The console's URL check: echo `echostr` if the signature is ours."""
@@ -62,9 +69,13 @@ def receive() -> Response:
     g.openid = delivery.message.source  # the request's log line names the follower
     observe.note_content(str(getattr(delivery.message, "content", "") or ""))
     try:
+        if protocol.guards_replays:
+            _bind_query(delivery)
         text = Bot(services(), current_app.extensions["courier"], lambda: request.url_root).reply(
             delivery.message, arrived
         )
+    except WebhookError:
+        raise
     except redis.RedisError as error:
         logger.error("wechat reply for %s: redis unavailable (%s)", delivery.message.source, type(error).__name__)
         metrics.count_redis_error("wechat")

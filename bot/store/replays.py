@@ -1,0 +1,42 @@
+"""Which message each signed WeChat query carried, for the message modes that take plaintext.
+
+In plaintext mode WeChat's `signature` covers token, timestamp and nonce, not the body: a query
+captured from any access log could carry another body for as long as the timestamp is fresh. So the
+first message seen with a (timestamp, nonce) pair owns it for the replay window; the same message
+again (WeChat's retries, a replay of the genuine delivery) passes, and any other message is refused.
+Safe mode needs none of this: its msg_signature covers the encrypted body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import redis
+
+from bot.store.keyspace import PREFIX
+
+# KEYS: the pair's key. ARGV: the message's identity, ttl_s. Answers 1 if the pair is new or already
+# carried this message, 0 if it carried another.
+_BIND = """
+local seen = redis.call('GET', KEYS[1])
+if seen then return seen == ARGV[1] and 1 or 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+"""
+
+
+def pair_key(pair: str) -> str:
+    """One signed (timestamp, nonce) pair; hashed, so the key's shape never depends on the query."""
+    return f"{PREFIX}:{{d:{hashlib.sha256(pair.encode()).hexdigest()[:32]}}}"
+
+
+class SignedQueries:
+    def __init__(self, client: redis.Redis, window_seconds: int):
+        # A pair is fresh for `window_seconds` either side of its timestamp: keep it that long twice.
+        self.ttl = 2 * int(window_seconds) + 60
+        self._bind = client.register_script(_BIND)
+
+    def bind(self, pair: str, identity: str) -> bool:
+        """Tie the pair to the message `identity` (sender and message id); False if it carried another."""
+        digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
+        return self._bind(keys=[pair_key(pair)], args=[digest, self.ttl]) == 1
