@@ -66,7 +66,8 @@ class AdminCommands:
     def do_grant(self, target: str | None = None, amount: str | None = None) -> str:
         openid = self._openid(target)
         fingerprint = self.svc.keys.fingerprint_of(openid) if openid else None
-        if not fingerprint or not amount or not amount.isdigit() or not 0 < int(amount) <= MAX_GRANT:
+        whole = bool(amount) and amount.isascii() and amount.isdigit()  # str.isdigit alone takes '²'
+        if not fingerprint or not whole or not 0 < int(amount) <= MAX_GRANT:
             return f"用法：/grant <openid|key> <tokens>，tokens 为 1 到 {MAX_GRANT} 的整数（该用户需已领取密钥）"
         balance = self.svc.keys.grant(fingerprint, int(amount))
         return f"已为 {openid} 增加 {amount} tokens，当前余额 {balance}。"

@@ -108,7 +108,7 @@ class Bot:
             return texts.WELCOME
         if event != "click":
             return None  # unsubscribe (nothing sent, nothing deleted), view, location, scan …
-        key = message.key
+        key = getattr(message, "key", None) or ""  # a CLICK may come without an EventKey
         if key == "GET_KEY":
             return self.key_reply(openid)
         if key == "RESET_CHAT":
