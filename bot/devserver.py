@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bot.store.embedded import EmbeddedRedis
+from bot.store.embedded import EmbeddedRedis, private
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = Path(os.environ.get("BOT_VAR_DIR") or ROOT / "var")
@@ -43,7 +43,7 @@ def _read_dev_env() -> dict[str, str]:
 
 
 def serve() -> int:
-    VAR.mkdir(exist_ok=True)
+    private(VAR)  # dev secrets and the dev Redis's data: the owner's only
     env = dict(os.environ)
     env.setdefault("BOT_ENV", "dev")
     kept, generated = _read_dev_env(), _generated()
@@ -56,8 +56,9 @@ def serve() -> int:
         print(f"started redis-server at {embedded.url} (data in {embedded.directory})", flush=True)
     port = env.setdefault("PORT", "8000")
     names = ("BOT_ENV", "REDIS_URL", "PORT", *generated)
-    DEV_ENV.write_text("".join(f"{n}={env[n]}\n" for n in names if n in env))
-    DEV_ENV.chmod(0o600)
+    with os.fdopen(os.open(DEV_ENV, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as file:
+        file.write("".join(f"{n}={env[n]}\n" for n in names if n in env))
+    DEV_ENV.chmod(0o600)  # a file from before keeps its old mode through open()
     command = [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.conf.py", "-b", f"127.0.0.1:{port}", "wsgi:app"]
     gunicorn = subprocess.Popen(command, cwd=ROOT, env=env)
     forward = lambda signum, frame: gunicorn.send_signal(signum)  # noqa: E731

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import stat
 import subprocess
 
 import pytest
@@ -46,8 +48,13 @@ def test_run_command_serves_offline_answers_and_keeps_keys_across_restarts(tmp_p
         assert "今日统计" in cli(env, "wechat", "say", "/stats", "--openid", "oDevAdmin")
     finally:
         assert stop(server) == 0
-    assert (tmp_path / "var" / "redis" / "appendonly.aof").exists()
+    aof = tmp_path / "var" / "redis" / "appendonly.aof"
+    assert aof.exists()
     assert not (tmp_path / "var" / "redis" / "redis.sock").exists()  # redis-server stopped with it
+    assert key.encode() not in aof.read_bytes() and re.search(rb"sk-[A-Za-z0-9]{48}", aof.read_bytes()) is None
+    # The data and the dev secrets are the owner's only.
+    for path in [tmp_path / "var", *(tmp_path / "var").rglob("*")]:
+        assert stat.S_IMODE(path.stat().st_mode) == (0o700 if path.is_dir() else 0o600), path
 
     server = start(env)
     try:

@@ -196,7 +196,8 @@ def test_a_follower_writing_too_fast_is_told_to_slow_down(config, make_app, upst
     follower = Follower(flask_post(app.test_client()), ACCOUNT, OPENID)
     assert [follower.say("一"), follower.say("二")] == ["回答：一", "回答：二"]
     assert follower.say("三") == "发得太快啦，请稍等一会儿再发。"
-    assert "sk-" in follower.say("key")  # asking for the key is not chatting
+    assert follower.say("key") == "发得太快啦，请稍等一会儿再发。"  # every message counts, not only questions
+    assert follower.click("GET_KEY") is None  # an event over the rate is acknowledged silently
     assert upstream.calls == 2
 
 

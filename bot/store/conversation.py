@@ -60,12 +60,15 @@ def _turn(used: int, items: list[str]) -> Turn:
 class Conversation:
     def __init__(
         self, client: redis.Redis, lease_seconds: float, retention_seconds: int, idle_seconds: int, rpm: int,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.time, settled_seconds: int = 660,
     ):  # fmt: skip
         self.redis = client
         self.clock = clock
         self.lease_ms = int(lease_seconds * 1000)
         self.retention = retention_seconds
+        # A message answered at once is only asked for again by WeChat's retries (15 s) and by replays
+        # of its signed delivery (refused after 10 minutes): its claim need not outlive those.
+        self.settled = min(settled_seconds, retention_seconds)
         self.idle = idle_seconds
         self.rpm = rpm
         scripts = (CLAIM, BEGIN_TURN, FINISH_TURN, REPLY, DEFER, COLLECT, RECOVER)
@@ -74,17 +77,18 @@ class Conversation:
         )
 
     def claim(self, openid: str, msg_id: str, question: str = "", ask: bool = False) -> Claim:
-        """Count one delivery; the first claims the message, and for a new question (`ask`) admits the
-        follower and takes their model slot if it is free. One round trip, on any worker."""
+        """Count one delivery; the first claims the message if the follower's rate allows (else
+        `refusal` is RATE_LIMITED and nothing is stored), and for a new question (`ask`) checks their
+        block and takes their model slot if it is free. One round trip, on any worker."""
         now = now_ms(self.clock)
         keys = [
             keyspace.message(openid, msg_id), keyspace.outbox(openid), keyspace.busy(openid),
             keyspace.history(openid), keyspace.follower_blocked(openid), keyspace.follower_rate(openid),
             keyspace.follower_day(openid, today(self.clock())),
         ]  # fmt: skip
-        args = [now, self.lease_ms, self.retention, question, "1" if ask else "0", self.rpm, WINDOW_MS]
+        args = [now, self.lease_ms, self.retention, question if ask else "", "1" if ask else "0", self.rpm, WINDOW_MS]
         status, deliveries, reply, recovered, owed, refusal, wait, used, *history = run_script(
-            self.redis, self._claim, keys, [*args, request_member(now), msg_id], idempotent=False
+            self.redis, self._claim, keys, [*args, request_member(now), msg_id, self.settled], idempotent=False
         )
         return Claim(
             status, int(deliveries), reply, recovered == 1, int(owed),

@@ -15,6 +15,14 @@ from pathlib import Path
 import redis
 
 
+def private(directory: Path) -> None:
+    """Make `directory` (and what an earlier run left in it) readable by its owner only: 0700/0600."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory.chmod(0o700)
+    for path in directory.rglob("*"):
+        path.chmod(0o700 if path.is_dir() else 0o600)
+
+
 def find_redis_server() -> str:
     """Path of a redis-server binary, or RuntimeError saying where it looked."""
     explicit = os.environ.get("REDIS_SERVER_BIN")
@@ -61,10 +69,11 @@ class EmbeddedRedis:
         return args + list(self.extra)
 
     def start(self, wait: float = 10.0) -> EmbeddedRedis:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private(self.directory)
         if not self.port and self.socket.exists():
             self.socket.unlink()
-        self.process = subprocess.Popen(self.args(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # The AOF and snapshots hold every follower's data: files the server makes are its owner's only.
+        self.process = subprocess.Popen(self.args(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, umask=0o077)
         self.wait_ready(wait)
         return self
 

@@ -24,6 +24,9 @@ from bot.wechat.courier import NO_REPLY, Courier
 
 logger = logging.getLogger(__name__)
 
+# Stored as a message's reply in place of the text with the follower's key (NUL never comes from WeChat).
+KEY_MARKER = "\x00key:"
+
 
 def message_id(message: BaseMessage) -> str:
     """WeChat's MsgId. Events have none: the sender (the key's owner) and CreateTime tell a retry,
@@ -50,6 +53,7 @@ class Bot:
         self.courier = courier
         self.settings = svc.settings
         self.base_url = base_url  # computed only when a reply shows it
+        self.drawn = ""  # the key's reply drawn by this delivery
 
     def reply(self, message: BaseMessage, arrived: float | None = None) -> str | None:
         """The reply to one delivery: text, NO_REPLY, or None to stay silent so WeChat tries again."""
@@ -60,22 +64,36 @@ class Bot:
         ask = question is not None and not more and len(question) <= MAX_CHARS
         claim = self.svc.conversation.claim(openid, msg_id, question or "", ask=ask)
         if claim.reply:
-            return claim.reply
+            return self.shown(openid, claim.reply)
+        if claim.refusal is Failure.RATE_LIMITED:  # nothing was stored: a retry is judged afresh
+            logger.info("wechat %s refused: %s", openid, claim.refusal.name)
+            return NO_REPLY if message.type == "event" else texts.RATE_LIMITED
         if claim.status == "new" or claim.recovered:
             if question is None:
-                return self.svc.conversation.reply(openid, msg_id, self.quick_reply(message) or NO_REPLY)
+                return self.shown(openid, self.decide(openid, msg_id, self.quick_reply(message) or NO_REPLY))
             if more:
                 return self.courier.collect(openid, msg_id, None)
             if not ask:
-                return self.svc.conversation.reply(openid, msg_id, texts.QUESTION_TOO_LONG.format(length=len(question)))
-            if claim.refusal is not None:
+                return self.decide(openid, msg_id, texts.QUESTION_TOO_LONG.format(length=len(question)))
+            if claim.refusal is Failure.BLOCKED:
                 logger.info("wechat %s refused: %s", openid, claim.refusal.name)
-                refusal = texts.BLOCKED if claim.refusal is Failure.BLOCKED else texts.RATE_LIMITED
-                return self.svc.conversation.reply(openid, msg_id, refusal)
+                return self.decide(openid, msg_id, texts.BLOCKED)
             if claim.owed and not claim.recovered:
                 return self.courier.collect(openid, msg_id, question, claim.turn)
             self.courier.start(openid, msg_id, question, claim.turn, early=not claim.recovered)
-        return self.courier.await_reply(openid, msg_id, claim.deliveries, arrived, chat=question is not None)
+        reply = self.courier.await_reply(openid, msg_id, claim.deliveries, arrived, chat=question is not None)
+        return None if reply is None else self.shown(openid, reply)
+
+    def decide(self, openid: str, msg_id: str, reply: str) -> str:
+        """Store the message's reply (the first decision wins) and answer the one decided."""
+        return self.svc.conversation.reply(openid, msg_id, reply)
+
+    def shown(self, openid: str, reply: str) -> str:
+        """The text a stored reply shows: a key's reply is stored as a marker and drawn afresh, so no
+        full key ever sits in Redis (nor in its AOF and backups)."""
+        if reply.startswith(KEY_MARKER):
+            return self.drawn or self.key_text(openid, created=reply == KEY_MARKER + "new")
+        return reply
 
     def question(self, message: BaseMessage) -> str | None:
         """The text to put to the model (or 继续), or None for what is answered without it."""
@@ -121,7 +139,13 @@ class Bot:
         return None
 
     def key_reply(self, openid: str) -> str:
+        """Issue the follower's key if they have none; the reply stored is a marker (see `shown`)."""
         key, created = self.svc.keys.issue(openid)
+        self.drawn = self.key_text(openid, created, key)  # this delivery shows it without reading it again
+        return KEY_MARKER + ("new" if created else "shown")
+
+    def key_text(self, openid: str, created: bool, key: str | None = None) -> str:
+        key = key or self.svc.keys.issue(openid)[0]
         fingerprint = self.svc.keys.fingerprint(key)
         info = self.svc.keys.info(fingerprint) if fingerprint else None
         logger.info("wechat key %s %s for %s", "issued" if created else "shown", log_id(fingerprint or ""), openid)
