@@ -48,11 +48,15 @@ def measure(action) -> int:
 def main() -> None:
     redis = EmbeddedRedis(Path(tempfile.mkdtemp()), persist=False).start()
     upstream = UpstreamDouble().start()
-    app = create_app({
+    config = {
         "REDIS_URL": redis.url, "BOT_SECRET": "r" * 40, "OPENAI_BASE_URL": upstream.url,
         "WECHAT_TOKEN": ACCOUNT.token, "WECHAT_AES_KEY": ACCOUNT.aes_key, "WECHAT_APPID": ACCOUNT.appid,
-    })  # fmt: skip
+    }  # fmt: skip
+    app = create_app(config)
     client = app.test_client()
+    # The same account in plaintext mode (明文模式), whose signed queries the door ties to their message.
+    plain_app = create_app({**config, "WECHAT_MESSAGE_MODE": "plain"})
+    plain = iter(Follower(flask_post(plain_app.test_client()), ACCOUNT, f"oPT{i:025d}", "plain") for i in range(100))
     with app.app_context():
         key = services().keys.issue("oRoundTrips")[0]
     body = {"api_secret_key": key, "messages": [{"role": "user", "content": "hi"}]}
@@ -68,6 +72,7 @@ def main() -> None:
     try:
         paths = {
             "WeChat chat turn (answered in the first delivery)": lambda: next(followers).say("你好"),
+            "WeChat chat turn in plaintext mode (WECHAT_MESSAGE_MODE=plain)": lambda: next(plain).say("你好"),
             "WeChat retry of an answered message": lambda: retry.say("once", msg_id=1),
             "WeChat 继续 (an owed part)": lambda: owed.say("继续"),
             "WeChat key request (issued)": lambda: next(followers).say("key"),
@@ -82,6 +87,7 @@ def main() -> None:
     finally:
         AbstractConnection.send_packed_command = _send
         app.extensions["bot"].close()
+        plain_app.extensions["bot"].close()
         upstream.stop()
         redis.stop()
 

@@ -13,6 +13,7 @@ import hashlib
 
 import redis
 
+from bot.store.connection import run_script
 from bot.store.keyspace import PREFIX
 
 # KEYS: the pair's key. ARGV: the message's identity, ttl_s. Answers 1 if the pair is new or already
@@ -34,9 +35,10 @@ class SignedQueries:
     def __init__(self, client: redis.Redis, window_seconds: int):
         # A pair is fresh for `window_seconds` either side of its timestamp: keep it that long twice.
         self.ttl = 2 * int(window_seconds) + 60
+        self.redis = client
         self._bind = client.register_script(_BIND)
 
     def bind(self, pair: str, identity: str) -> bool:
         """Tie the pair to the message `identity` (sender and message id); False if it carried another."""
         digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
-        return self._bind(keys=[pair_key(pair)], args=[digest, self.ttl]) == 1
+        return run_script(self.redis, self._bind, [pair_key(pair)], [digest, self.ttl]) == 1
