@@ -68,8 +68,10 @@ def main() -> None:
             time.sleep(0.5)  # the last model calls record their turns
             size, claims, ttl = occupied(client)
             took = time.monotonic() - started
-            print(f"after flood {round_} ({options.messages} messages in {took:.1f} s): {size / 1024:.1f} KiB, "
-                  f"{claims} message claims, longest claim TTL {ttl} s, model calls so far {upstream.calls}")  # fmt: skip
+            print(
+                f"after flood {round_} ({options.messages} messages in {took:.1f} s): {size / 1024:.1f} KiB, "
+                f"{claims} message claims, longest claim TTL {ttl} s, model calls so far {upstream.calls}"
+            )
     finally:
         client.close()
         app.extensions["bot"].close()
