@@ -7,7 +7,9 @@ what is charged is the sum of the usage reported. A refund is a settle of 0.
 
 A key's reservation is also a hold with an expiry (the lease): a request that never settles, because
 Redis went away mid-call or its worker died, has its tokens returned by the key's next reserve once
-the lease has passed. A settle that comes after its hold was returned charges the balance instead.
+the lease has passed. While the request lives its hold is renewed (store/holds.py), so a stream
+longer than the lease keeps what it reserved. A settle that comes after its hold was returned
+charges the balance instead.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import redis
 from bot.errors import ChatError, Failure
 from bot.store import keyspace
 from bot.store.apikeys import today
+from bot.store.holds import Hold, HoldKeeper
 from bot.store.keyspace import DAY_TTL
 from bot.store.limits import WINDOW_LUA, WINDOW_MS, now_ms, rate_limited, request_member
 
@@ -105,6 +108,7 @@ class KeyLedger:
         self.clock = clock
         self._reserve = client.register_script(_RESERVE)
         self._settle = client.register_script(_SETTLE)
+        self.keeper = HoldKeeper(client, self.lease_ms, clock)
 
     def payer(
         self, fingerprint: str, user: str | None = None, user_blocked: bool = False,
@@ -136,6 +140,7 @@ class KeyPayer:
         self.user_blocked = user_blocked
         self.owner = ""
         self.hold = secrets.token_hex(8)  # names this request's reservation in the key's holds
+        self.held: Hold | None = None  # the reservation, renewed while this request lives
 
     def reserve(self, wanted: int, minimum: int) -> int:
         """Set aside up to `wanted` tokens, or ChatError: unknown key, blocked, rate limited, too poor."""
@@ -161,10 +166,14 @@ class KeyPayer:
         if status == -1:
             raise ChatError(Failure.QUOTA_EXHAUSTED, f"余额 {balance}，本次请求至少需要 {minimum}")
         self.owner = owner
+        self.held = Hold(keys[1], f"{self.hold}:{amount}", now + ledger.lease_ms)
+        ledger.keeper.watch(self.held)
         return int(amount)
 
     def settle(self, reserved: int, actual: int) -> int:
         """Charge `actual` tokens against `reserved` and return the rest; answers what was charged."""
+        if self.held is not None:
+            self.ledger.keeper.release(self.held)  # first: a settle that fails leaves a hold to return
         fp = self.fingerprint
         keys = [keyspace.api_key(fp), keyspace.api_key_day(fp, today()), keyspace.api_key_holds(fp)]
         return int(self.ledger._settle(keys=keys, args=[reserved, actual, DAY_TTL, f"{self.hold}:{reserved}"]))
