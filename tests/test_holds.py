@@ -4,6 +4,8 @@ charges the balance instead, so balance + used + reserved is always what the key
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from bot.store import keyspace
@@ -91,3 +93,14 @@ def test_a_renewal_after_the_hold_was_returned_does_not_bring_it_back(setup, red
     assert redis.zcard(keyspace.api_key_holds(fp)) == 0 and ledger_of(keys, fp) == (GRANT, 0, 0)
     assert slow.settle(reserved, 40) == 40  # charged on the balance, once
     assert ledger_of(keys, fp) == (GRANT - 40, 40, 0)
+
+
+def test_a_request_dropped_without_settling_is_not_renewed_and_its_hold_returns(setup, redis):
+    keys, ledger, clock, fp = setup
+    ledger.payer(fp).reserve(100, 20)  # its worker lost the request (a response never sent, say)
+    gc.collect()
+    clock.now += 30
+    assert ledger.keeper.renew_due() == 0
+    clock.now += 31
+    request(ledger, fp, 30)
+    assert ledger_of(keys, fp) == (GRANT - 30, 30, 0)

@@ -86,8 +86,25 @@ def test_the_grant_is_for_a_followers_first_key_only(app, client):
                 assert created
         assert ledger(app, key) == (GRANT - spent, spent, 0)
     with app.app_context():
+        services().keys.revoke("oFirstKey")
+        key = services().keys.rotate("oFirstKey")  # rotating a follower who has no key now: issues one
+    assert ledger(app, key) == (GRANT - spent, spent, 0)
+    with app.app_context():
         other, created = services().keys.issue("oAnotherFollower")
     assert created and ledger(app, other) == (GRANT, 0, 0)  # another follower's first key: their grant
+
+
+def test_revoking_twice_is_a_clear_error_and_loses_nothing(app, client):
+    with app.app_context():
+        key = services().keys.issue("oTwice")[0]
+    spent = ask(client, key)["usage"]["total_tokens"]
+    cli(app, "keys", "revoke", "oTwice")
+    result = app.test_cli_runner().invoke(args=["keys", "revoke", "oTwice"])
+    assert result.exit_code == 1 and "no key for oTwice" in result.output
+    assert app.test_cli_runner().invoke(args=["keys", "revoke", "not an openid!"]).exit_code == 2
+    with app.app_context():
+        again = services().keys.issue("oTwice")[0]
+    assert ledger(app, again) == (GRANT - spent, spent, 0)
 
 
 def test_rotate_and_revoke_then_issue_leave_the_same_balance_and_use(app, client):
