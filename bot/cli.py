@@ -39,7 +39,7 @@ def _resolve(target: str) -> str:
 @keys_cli.command("issue")
 @click.argument("openid")
 def issue_key(openid: str) -> None:
-    """Print OPENID's API key, issuing it if the follower has none yet."""
+    """Print OPENID's API key, issuing it if the follower has none yet (continuing their balance)."""
     key, created = services().keys.issue(_openid(openid))
     click.echo(key)
     click.echo("issued a new key" if created else "this follower already had this key", err=True)
@@ -60,7 +60,7 @@ def show_key(target: str) -> None:
 @keys_cli.command("revoke")
 @click.argument("openid")
 def revoke_key(openid: str) -> None:
-    """Revoke OPENID's key; it stops working on its next request."""
+    """Revoke OPENID's key; it stops working on its next request. The balance waits for their next key."""
     if not services().keys.revoke(_openid(openid)):
         raise click.ClickException(f"no key for {openid}")
     click.echo(f"revoked the key of {openid}")

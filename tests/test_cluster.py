@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 import socket
+import time
 
 import pytest
 from redis.cluster import RedisCluster
@@ -14,6 +15,7 @@ from bot.extensions import services
 from bot.store import keyspace
 from bot.store.connection import disconnect
 from bot.store.embedded import EmbeddedCluster
+from bot.store.quota import KeyLedger
 from bot.wechat import texts
 from tests.conftest import ACCOUNT
 from tests.follower import Follower, flask_post, recorded
@@ -88,6 +90,29 @@ def test_keys_and_quota_on_a_cluster(cluster_app, upstream):
         rotated = store.rotate("oCluster000000000000000000001")
     assert ask(client, key, "hi")["code"] == 40102
     assert ask(client, rotated, "hi")["code"] == 40201  # the balance moved with the key
+
+
+def test_a_key_issued_after_a_revoke_and_a_renewed_hold_on_a_cluster(cluster_app, upstream):
+    openid = "oCluster000000000000000000004"
+    with cluster_app.app_context():
+        store = services().keys
+        key = store.issue(openid)[0]
+    spent = ask(cluster_app.test_client(), key, "hello")["usage"]["total_tokens"]
+    with cluster_app.app_context():
+        assert store.revoke(openid)
+        again, created = store.issue(openid)
+        info = store.info(store.fingerprint(again))
+        assert created and (info.balance, info.used) == (10_000 - spent, spent)  # continued, not a new grant
+        now = [time.time()]
+        ledger = KeyLedger(store.redis, clock=lambda: now[0], lease_seconds=60)
+        payer = ledger.payer(info.fingerprint)
+        reserved = payer.reserve(100, 20)
+        now[0] += 30
+        assert ledger.keeper.renew_due() == 1  # renewed through the cluster's pipeline
+        store.rotate(openid)  # the request is still in flight
+        assert payer.settle(reserved, 40) == 40
+        info = store.info(store.fingerprint_of(openid))
+    assert (info.balance, info.used, info.reserved) == (10_000 - spent - 40, spent + 40, 0)
 
 
 def test_wechat_chat_history_and_exactly_once_on_a_cluster(cluster_app, upstream):

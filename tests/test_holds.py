@@ -4,8 +4,11 @@ charges the balance instead, so balance + used + reserved is always what the key
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
+from bot.store import keyspace
 from bot.store.apikeys import KeyStore
 from bot.store.connection import connect
 from bot.store.quota import KeyLedger
@@ -63,3 +66,41 @@ def test_a_settle_after_its_hold_was_returned_charges_the_balance_once(setup):
     assert ledger_of(keys, fp) == (GRANT, 0, 0)
     assert slow.settle(reserved, 40) == 40
     assert ledger_of(keys, fp) == (GRANT - 40, 40, 0)
+
+
+def test_a_live_requests_hold_is_renewed_once_a_third_of_its_lease_is_gone(setup, redis):
+    keys, ledger, clock, fp = setup
+    long = ledger.payer(fp)
+    reserved = long.reserve(100, 20)
+    clock.now += 19  # less than a third of the 60 s lease: nothing to renew, no round trip
+    assert ledger.keeper.renew_due() == 0
+    clock.now += 2
+    assert ledger.keeper.renew_due() == 1
+    clock.now += 50  # 71 s after the reserve, 50 after the renewal
+    request(ledger, fp, 30)  # a reserve that returns stranded holds: this one is not
+    assert ledger_of(keys, fp) == (GRANT - 100 - 30, 30, 100)
+    assert long.settle(reserved, 80) == 80
+    assert ledger_of(keys, fp) == (GRANT - 110, 110, 0)
+
+
+def test_a_renewal_after_the_hold_was_returned_does_not_bring_it_back(setup, redis):
+    keys, ledger, clock, fp = setup
+    slow = ledger.payer(fp)
+    reserved = slow.reserve(100, 20)
+    clock.now += 61  # the renewal came too late (this worker stalled): a reserve returns the hold
+    request(ledger, fp, 0)
+    assert ledger.keeper.renew_due() == 0
+    assert redis.zcard(keyspace.api_key_holds(fp)) == 0 and ledger_of(keys, fp) == (GRANT, 0, 0)
+    assert slow.settle(reserved, 40) == 40  # charged on the balance, once
+    assert ledger_of(keys, fp) == (GRANT - 40, 40, 0)
+
+
+def test_a_request_dropped_without_settling_is_not_renewed_and_its_hold_returns(setup, redis):
+    keys, ledger, clock, fp = setup
+    ledger.payer(fp).reserve(100, 20)  # its worker lost the request (a response never sent, say)
+    gc.collect()
+    clock.now += 30
+    assert ledger.keeper.renew_due() == 0
+    clock.now += 31
+    request(ledger, fp, 30)
+    assert ledger_of(keys, fp) == (GRANT - 30, 30, 0)

@@ -165,6 +165,7 @@ def test_every_script_touches_one_cluster_slot():
     fingerprint = "f" * 64
     api_keys = [keyspace.api_key(fingerprint), keyspace.api_key_rate(fingerprint)]
     api_keys += [keyspace.api_key_user_rate(fingerprint, "{x}"), keyspace.api_key_day(fingerprint, "20260101")]
+    api_keys += [keyspace.api_key_holds(fingerprint), keyspace.api_key_revoked_holds(fingerprint)]
     follower = [keyspace.follower_blocked("oX"), keyspace.follower_rate("oX"), keyspace.follower_day("oX", "1")]
     follower += [keyspace.message("oX", "1"), keyspace.outbox("oX"), keyspace.busy("oX"), keyspace.history("oX")]
     for group in (api_keys, follower):

@@ -1,8 +1,13 @@
 """API keys: issued once per follower, looked up after, revoked or rotated at once everywhere.
 
 Redis holds, per key, `bot:{k:<fp>}` (owner, balance, reserved, used, created) where fp is the
-key's HMAC fingerprint; and per follower, `bot:{u:<openid>}:account` (fp and the sealed key). There
-is no cache in process memory: every request reads Redis, so a revoked key fails on its next use.
+key's HMAC fingerprint; and per follower, `bot:{u:<openid>}:account` (fp and the sealed key, and
+between keys their balance: see store/funds.py). There is no cache in process memory: every request
+reads Redis, so a revoked key fails on its next use.
+
+The balance and use are the follower's, not one key's: a revoke parks them in the account and the
+next key continues them, and a rotate is exactly a revoke followed by an issue. Only a follower's
+first key comes with the grant.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ from datetime import datetime, timedelta, timezone
 import redis
 
 from bot.store import keyspace
+from bot.store.funds import Funds
+from bot.store.keyspace import DAY_TTL
+from bot.store.limits import now_ms
 from bot.store.rekey import KeyMigration, ResealReport
 from bot.store.vault import Vault, log_id
 
@@ -26,21 +34,39 @@ logger = logging.getLogger(__name__)
 KEY_ALPHABET = string.ascii_letters + string.digits
 KEY_RE = re.compile(r"^sk-[A-Za-z0-9]{48}$")
 CHINA = timezone(timedelta(hours=8))
+_ISSUE_ATTEMPTS = 5
 
-# Point the follower's account at a new key unless one is there already; answer the one that wins.
+# KEYS: the account. ARGV: fp, sealed key, created, the `moves` the issuer read ('' for none).
+# Point the follower's account at a new key unless one is there already (answer it: that one wins),
+# taking the funds that waited for it; 0 if those moved since they were read (read them again).
 _CLAIM_ACCOUNT = """
 local existing = redis.call('HGET', KEYS[1], 'key_sealed')
 if existing then return existing end
-redis.call('HSET', KEYS[1], 'key_fp', ARGV[1], 'key_sealed', ARGV[2], 'key_created', ARGV[3])
+if (redis.call('HGET', KEYS[1], 'moves') or '') ~= ARGV[4] then return 0 end
+redis.call('HSET', KEYS[1], 'key_fp', ARGV[1], 'key_sealed', ARGV[2], 'key_created', ARGV[3], 'granted', 1)
+redis.call('HDEL', KEYS[1], 'balance', 'used')
+redis.call('HINCRBY', KEYS[1], 'moves', 1)
 return false
 """
 
-# Delete a key record and answer what it still held (balance plus in-flight reservations).
+# KEYS: the key's record, its holds, its revoked holds. ARGV: now_ms, how long revoked holds are kept.
+# Delete the record and answer {balance, used}: what the follower keeps. Holds whose lease has
+# passed come back first. The live ones are their requests' own: kept aside so that each, when it
+# settles, charges the follower what it used and gives back the rest (store/quota.py).
 _RETIRE_KEY = """
-local held = redis.call('HMGET', KEYS[1], 'balance', 'reserved')
-if not held[1] then return false end
+local record = redis.call('HMGET', KEYS[1], 'balance', 'used')
+if not record[1] then return false end
+local balance = tonumber(record[1])
+for _, hold in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])) do
+  balance = balance + tonumber(string.match(hold, ':(%d+)$'))
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
 redis.call('DEL', KEYS[1])
-return tonumber(held[1]) + tonumber(held[2] or 0)
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('RENAME', KEYS[2], KEYS[3])
+  redis.call('EXPIRE', KEYS[3], ARGV[2])
+end
+return {balance, tonumber(record[2] or 0)}
 """
 
 _GRANT = """
@@ -79,6 +105,7 @@ class KeyStore:
         self._claim = client.register_script(_CLAIM_ACCOUNT)
         self._retire = client.register_script(_RETIRE_KEY)
         self._grant = client.register_script(_GRANT)
+        self.funds = Funds(client)
         self.migration = KeyMigration(client, vault)
 
     def fingerprint(self, api_key: str) -> str | None:
@@ -103,29 +130,36 @@ class KeyStore:
         """Move every key to the current BOT_SECRET at once."""
         return self.migration.reseal_all(today())
 
-    def _create(self, openid: str, balance: int) -> tuple[str, str]:
+    def _create(self, openid: str, balance: int, used: int) -> tuple[str, str]:
         key = new_key()
         fp = self.vault.fingerprint(key)
-        record = {"owner": openid, "balance": balance, "reserved": 0, "used": 0, "created": int(time.time())}
+        record = {"owner": openid, "balance": balance, "reserved": 0, "used": used, "created": int(time.time())}
         if self.redis.exists(keyspace.follower_blocked(openid)):
             record["blocked"] = 1  # a blocked follower's new key is blocked too (see store/blocks.py)
         self.redis.hset(keyspace.api_key(fp), mapping=record)
         return key, fp
 
     def issue(self, openid: str) -> tuple[str, bool]:
-        """The follower's key and whether it was created now (the first ask issues, later ones look up)."""
-        sealed = self.redis.hget(keyspace.account(openid), "key_sealed")
-        if sealed:
-            return self._open(sealed, openid), False
-        # The key record exists before the account points at it, so a key is never shown unusable.
-        key, fp = self._create(openid, self.grant_tokens)
-        existing = self._claim(keys=[keyspace.account(openid)], args=[fp, self.vault.seal(key), int(time.time())])
-        if existing:  # another worker issued one first: keep theirs, drop ours
-            self.redis.delete(keyspace.api_key(fp))
-            return self._open(existing, openid), False
-        self.redis.incr(keyspace.key_owners())
-        logger.info("issued %s to %s", log_id(fp), openid)
-        return key, True
+        """The follower's key and whether it was created now (the first ask issues, later ones look up).
+        A new key continues the follower's balance and use; only their first comes with the grant."""
+        account = keyspace.account(openid)
+        for _ in range(_ISSUE_ATTEMPTS):
+            fields = self.redis.hmget(account, "key_sealed", "granted", "balance", "used", "moves")
+            sealed, granted, balance, used, moves = fields
+            if sealed:
+                return self._open(sealed, openid), False
+            # The key record exists before the account points at it, so a key is never shown unusable.
+            key, fp = self._create(openid, int(balance or 0) if granted else self.grant_tokens, int(used or 0))
+            claimed = self._claim(keys=[account], args=[fp, self.vault.seal(key), int(time.time()), moves or ""])
+            if claimed is None:
+                if not granted:
+                    self.redis.incr(keyspace.key_owners())
+                logger.info("issued %s to %s", log_id(fp), openid)
+                return key, True
+            self.redis.delete(keyspace.api_key(fp))  # another worker issued one first, or the funds moved
+            if claimed:
+                return self._open(claimed, openid), False
+        raise RuntimeError(f"the balance of {openid} kept changing while a key was issued")
 
     def _open(self, sealed: str, openid: str) -> str:
         key = self.vault.open(sealed)
@@ -160,25 +194,24 @@ class KeyStore:
         )
 
     def revoke(self, openid: str) -> bool:
-        """Revoke the follower's key; the next request with it fails, on every worker."""
+        """Revoke the follower's key; the next request with it fails, on every worker. Its balance
+        and use wait in the follower's account for their next key."""
         fp = self.fingerprint_of(openid)
         if not fp:
             return False
-        self._retire(keys=[keyspace.api_key(fp)])
-        self.redis.hdel(keyspace.account(openid), "key_fp", "key_sealed", "key_created")
+        holds = [keyspace.api_key(fp), keyspace.api_key_holds(fp), keyspace.api_key_revoked_holds(fp)]
+        left = self._retire(keys=holds, args=[now_ms(), DAY_TTL])
+        balance, used = (int(left[0]), int(left[1])) if left else (0, 0)
+        self.funds.deposit(openid, balance, used, retired=fp)
         logger.info("revoked %s of %s", log_id(fp), openid)
         return True
 
     def rotate(self, openid: str) -> str:
-        """Revoke the follower's key and issue a new one that keeps the old balance."""
+        """Revoke the follower's key and issue a new one, which continues the balance and use."""
         old = self.fingerprint_of(openid)
-        carried = self._retire(keys=[keyspace.api_key(old)]) if old else None
-        key, fp = self._create(openid, self.grant_tokens if carried is None else int(carried))
-        self.redis.hset(
-            keyspace.account(openid),
-            mapping={"key_fp": fp, "key_sealed": self.vault.seal(key), "key_created": int(time.time())},
-        )
-        logger.info("rotated %s of %s to %s", log_id(old or "-"), openid, log_id(fp))
+        self.revoke(openid)
+        key, _ = self.issue(openid)
+        logger.info("rotated %s of %s to %s", log_id(old or "-"), openid, log_id(self.vault.fingerprint(key)))
         return key
 
     def grant(self, fingerprint: str, tokens: int) -> int | None:

@@ -80,6 +80,11 @@ def api_key_holds(fingerprint: str) -> str:
     return f"{PREFIX}:{{k:{fingerprint}}}:holds"
 
 
+def api_key_revoked_holds(fingerprint: str) -> str:
+    """A revoked key's reservations still in flight: each, when it settles, is charged to its follower."""
+    return f"{PREFIX}:{{k:{fingerprint}}}:revoked"
+
+
 def api_key_rate(fingerprint: str) -> str:
     """The key's requests of the last minute (a sorted set of timestamps)."""
     return f"{PREFIX}:{{k:{fingerprint}}}:rate"

@@ -7,7 +7,10 @@ what is charged is the sum of the usage reported. A refund is a settle of 0.
 
 A key's reservation is also a hold with an expiry (the lease): a request that never settles, because
 Redis went away mid-call or its worker died, has its tokens returned by the key's next reserve once
-the lease has passed. A settle that comes after its hold was returned charges the balance instead.
+the lease has passed. While the request lives its hold is renewed (store/holds.py), so a stream
+longer than the lease keeps what it reserved. A settle that comes after its hold was returned
+charges the balance instead. A request in flight when its key is revoked charges the follower's
+funds, wherever they are now (store/funds.py), and gives back the rest of its reservation there.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ import redis
 from bot.errors import ChatError, Failure
 from bot.store import keyspace
 from bot.store.apikeys import today
-from bot.store.keyspace import DAY_TTL
+from bot.store.funds import Funds
+from bot.store.holds import Hold, HoldKeeper
+from bot.store.keyspace import DAY_TTL, valid_openid
 from bot.store.limits import WINDOW_LUA, WINDOW_MS, now_ms, rate_limited, request_member
 
 Clock = Callable[[], float]
@@ -66,29 +71,37 @@ return {1, amount, record[2], balance - amount, 0}
 """
 )
 
-# KEYS: the key's record, its day, its holds. ARGV: reserved, actual, day_ttl, hold.
+# KEYS: the key's record, its day, its holds, its revoked holds. ARGV: reserved, actual, day_ttl, hold.
 # Charge the actual usage, drawing on the balance if it exceeds the reservation (never below zero),
 # return the rest. A hold returned already (its lease passed) reserves nothing: all is drawn on the
-# balance. A key revoked meanwhile has nothing to settle.
+# balance. Answers {charged, -1}; or, for a request whose key was revoked while it ran (its hold is
+# among the revoked ones), {charged, the rest of its reservation}, which the caller gives back to
+# the follower, whose funds no longer include it. A key gone otherwise has nothing to settle.
 _SETTLE = """
 local held = redis.call('ZREM', KEYS[3], ARGV[4])
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local reserved, actual = tonumber(ARGV[1]), tonumber(ARGV[2])
-if held == 0 then reserved = 0 end
 local charge = math.min(actual, reserved)
+local function count(tokens)
+  if tokens <= 0 then return end
+  redis.call('HINCRBY', KEYS[2], 'tokens', tokens)
+  redis.call('HINCRBY', KEYS[2], 'calls', 1)
+  redis.call('EXPIRE', KEYS[2], ARGV[3])
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  if redis.call('ZREM', KEYS[4], ARGV[4]) == 0 then return {0, -1} end
+  count(charge)
+  return {charge, reserved - charge}
+end
+if held == 0 then reserved, charge = 0, 0 end
 if actual > reserved then
   local balance = tonumber(redis.call('HGET', KEYS[1], 'balance'))
   charge = charge + math.max(0, math.min(actual - reserved, balance))
 end
 redis.call('HINCRBY', KEYS[1], 'balance', reserved - charge)
 if reserved > 0 then redis.call('HINCRBY', KEYS[1], 'reserved', -reserved) end
-if charge > 0 then
-  redis.call('HINCRBY', KEYS[1], 'used', charge)
-  redis.call('HINCRBY', KEYS[2], 'tokens', charge)
-  redis.call('HINCRBY', KEYS[2], 'calls', 1)
-  redis.call('EXPIRE', KEYS[2], ARGV[3])
-end
-return charge
+if charge > 0 then redis.call('HINCRBY', KEYS[1], 'used', charge) end
+count(charge)
+return {charge, -1}
 """
 
 
@@ -105,6 +118,8 @@ class KeyLedger:
         self.clock = clock
         self._reserve = client.register_script(_RESERVE)
         self._settle = client.register_script(_SETTLE)
+        self.keeper = HoldKeeper(client, self.lease_ms, clock)
+        self.funds = Funds(client)
 
     def payer(
         self, fingerprint: str, user: str | None = None, user_blocked: bool = False,
@@ -136,6 +151,7 @@ class KeyPayer:
         self.user_blocked = user_blocked
         self.owner = ""
         self.hold = secrets.token_hex(8)  # names this request's reservation in the key's holds
+        self.held: Hold | None = None  # the reservation, renewed while this request lives
 
     def reserve(self, wanted: int, minimum: int) -> int:
         """Set aside up to `wanted` tokens, or ChatError: unknown key, blocked, rate limited, too poor."""
@@ -161,13 +177,22 @@ class KeyPayer:
         if status == -1:
             raise ChatError(Failure.QUOTA_EXHAUSTED, f"余额 {balance}，本次请求至少需要 {minimum}")
         self.owner = owner
+        self.held = Hold(keys[1], f"{self.hold}:{amount}", now + ledger.lease_ms)
+        ledger.keeper.watch(self.held)
         return int(amount)
 
     def settle(self, reserved: int, actual: int) -> int:
         """Charge `actual` tokens against `reserved` and return the rest; answers what was charged."""
+        if self.held is not None:
+            self.ledger.keeper.release(self.held)  # first: a settle that fails leaves a hold to return
         fp = self.fingerprint
         keys = [keyspace.api_key(fp), keyspace.api_key_day(fp, today()), keyspace.api_key_holds(fp)]
-        return int(self.ledger._settle(keys=keys, args=[reserved, actual, DAY_TTL, f"{self.hold}:{reserved}"]))
+        keys.append(keyspace.api_key_revoked_holds(fp))
+        args = [reserved, actual, DAY_TTL, f"{self.hold}:{reserved}"]
+        charged, rest = self.ledger._settle(keys=keys, args=args)
+        if rest >= 0 and valid_openid(self.owner):  # its key was revoked meanwhile
+            self.ledger.funds.deposit(self.owner, rest, charged)
+        return int(charged)
 
 
 class TurnAllowance:
