@@ -1,0 +1,82 @@
+"""Hostile input at the HTTP edge, in process: forged log lines."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import quote
+
+import pytest
+
+# The service's log format (bot/__init__.py), as an operator's terminal or log shipper reads it.
+FORMAT = logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+FORGED = "2026-11-29 08:00:00,000 INFO bot.request [forged] door=api POST /api/v1/chat/completions status=200"
+# Every way a log reader may be told "new line" (LF, CRLF, CR, NEL, the Unicode line and paragraph
+# separators: Python's splitlines() and several log viewers break on them), and a terminal's
+# "erase the line, back to its start"; each with how the line shows it.
+BREAKS = [
+    ("%0a", "\\n"),
+    ("%0d%0a", "\\r\\n"),
+    ("%0d", "\\r"),
+    ("%c2%85", "\\x85"),
+    ("%e2%80%a8", "\\u2028"),
+    ("%e2%80%a9", "\\u2029"),
+    ("%1b[2K%0d", "\\x1b[2K\\r"),
+]
+
+
+def log_text(caplog) -> str:
+    return "\n".join(FORMAT.format(record) for record in caplog.records)
+
+
+def forged_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("2026-11-29 08:00:00,000")]
+
+
+@pytest.mark.parametrize(("newline", "shown"), BREAKS)
+def test_a_path_cannot_write_a_forged_log_line(client, caplog, newline, shown):
+    with caplog.at_level(logging.INFO, logger="bot.request"):
+        response = client.get("/x" + newline + quote(FORGED))
+    assert response.status_code == 404
+    text = log_text(caplog)
+    assert forged_lines(text) == []
+    [line] = text.splitlines()  # the request is one line, path and all
+    assert f"GET /x{shown}2026-11-29 08:00:00,000 INFO" in line  # still readable
+
+
+def test_a_backslash_in_a_path_is_escaped_so_an_escape_cannot_be_faked(client, caplog):
+    with caplog.at_level(logging.INFO, logger="bot.request"):
+        client.get("/x" + quote("\\n") + "y")  # a real backslash and n, not a newline
+    assert "GET /x\\\\ny status=404" in log_text(caplog)
+
+
+def test_a_method_cannot_write_a_forged_log_line(client, caplog):
+    with caplog.at_level(logging.INFO, logger="bot.request"):
+        client.open("/healthz", method="GET\n" + FORGED)
+    assert forged_lines(log_text(caplog)) == [] and len(log_text(caplog).splitlines()) == 1
+
+
+def test_content_logged_for_debugging_cannot_forge_a_line(config, make_app, issue_key, caplog, upstream):
+    client = make_app({**config, "BOT_LOG_CONTENT": "1"}).test_client()
+    question = "hi\n" + FORGED + "\r\n" + FORGED + "\u2028" + FORGED
+    with caplog.at_level(logging.INFO, logger="bot.request"):
+        response = client.post(
+            "/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": question}]},
+            headers={"Authorization": f"Bearer {issue_key()}"},
+        )
+    assert response.status_code == 200
+    text = log_text(caplog)
+    assert forged_lines(text) == [] and len(text.splitlines()) == 1 and "content='hi\\n2026-11-29" in text
+
+
+@pytest.mark.parametrize(("newline", "shown"), [("%0d", "\\r"), ("%e2%80%a8", "\\u2028")])
+def test_a_path_logged_by_any_module_stays_on_its_line(config, make_app, caplog, newline, shown):
+    """The Redis-outage line (bot/errors_http.py) names the path too: the log context escapes it.
+    (/v1/models/<name> is the route that takes such a path: its converter refuses only LF.)"""
+    client = make_app({**config, "REDIS_URL": "redis://127.0.0.1:1/0"}).test_client()
+    key = "sk-" + "a" * 48  # well-formed, so the door asks Redis about it
+    with caplog.at_level(logging.INFO):
+        response = client.get(f"/v1/models/x{newline}" + quote(FORGED), headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 503
+    text = log_text(caplog)
+    assert f"redis unavailable on GET /v1/models/x{shown}2026-11-29" in text and forged_lines(text) == []
