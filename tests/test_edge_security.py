@@ -1,4 +1,4 @@
-"""Hostile input at the HTTP edge, in process: forged log lines."""
+"""Hostile input at the HTTP edge, in process: forged log lines, who may read /metrics."""
 
 from __future__ import annotations
 
@@ -80,3 +80,36 @@ def test_a_path_logged_by_any_module_stays_on_its_line(config, make_app, caplog,
     assert response.status_code == 503
     text = log_text(caplog)
     assert f"redis unavailable on GET /v1/models/x{shown}2026-11-29" in text and forged_lines(text) == []
+
+
+@pytest.mark.parametrize(
+    ("remote", "headers", "allowed"),
+    [
+        ("127.0.0.1", {}, True),
+        ("::1", {}, True),
+        ("::ffff:127.0.0.1", {}, True),  # loopback on a dual-stack socket
+        ("127.0.0.1", {"X-Real-IP": "203.0.113.9"}, False),  # a proxy that sets only X-Real-IP
+        ("127.0.0.1", {"X-Forwarded-Host": "bot.example.com"}, False),
+        ("127.0.0.1", {"Forwarded": "for=203.0.113.9"}, False),
+        ("127.0.0.1", {"Via": "1.1 nginx"}, False),
+        ("127.0.0.1", {"True-Client-IP": "203.0.113.9"}, False),
+        ("10.1.2.3", {}, False),  # a load balancer that rewrites every client to a private address
+        ("192.168.1.20", {}, False),
+        ("fd00::5", {}, False),
+        ("not-an-address", {}, False),
+    ],
+)
+def test_without_a_token_metrics_answer_only_this_host_directly(client, remote, headers, allowed):
+    response = client.get("/metrics", headers=headers, environ_base={"REMOTE_ADDR": remote})
+    assert response.status_code == (200 if allowed else 403)
+    assert (b"xiaoyi_requests_total" in response.data) is allowed
+
+
+def test_with_a_token_metrics_want_exactly_it(config, make_app):
+    client = make_app({**config, "BOT_METRICS_TOKEN": "scrape-token-1"}).test_client()
+    local = {"REMOTE_ADDR": "127.0.0.1"}
+    for header in ("", "Bearer scrape-token-", "Bearer scrape-token-12", "Basic scrape-token-1", "scrape-token-1"):
+        assert client.get("/metrics", headers={"Authorization": header}, environ_base=local).status_code == 403
+    assert client.get("/metrics?token=scrape-token-1", environ_base=local).status_code == 403
+    proxied = {"Authorization": "bearer scrape-token-1", "X-Forwarded-For": "203.0.113.9"}
+    assert client.get("/metrics", headers=proxied, environ_base={"REMOTE_ADDR": "8.8.8.8"}).status_code == 200
