@@ -1,11 +1,14 @@
-"""Hostile input at the HTTP edge, in process: forged log lines, who may read /metrics."""
+"""Hostile input at the HTTP edge, in process: forged log lines, who may read /metrics, `model`'s size."""
 
 from __future__ import annotations
 
+import json
 import logging
 from urllib.parse import quote
 
 import pytest
+
+from bot.chat.sse import iter_data
 
 # The service's log format (bot/__init__.py), as an operator's terminal or log shipper reads it.
 FORMAT = logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
@@ -113,3 +116,36 @@ def test_with_a_token_metrics_want_exactly_it(config, make_app):
     assert client.get("/metrics?token=scrape-token-1", environ_base=local).status_code == 403
     proxied = {"Authorization": "bearer scrape-token-1", "X-Forwarded-For": "203.0.113.9"}
     assert client.get("/metrics", headers=proxied, environ_base={"REMOTE_ADDR": "8.8.8.8"}).status_code == 200
+
+
+def openai_post(client, key, body):
+    return client.post("/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"})
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_huge_model_name_is_refused_not_echoed_in_every_chunk(client, issue_key, upstream, stream):
+    body = {"model": "m" * 250_000, "messages": [{"role": "user", "content": "一二三四五六七八九十"}], "stream": stream}
+    response = openai_post(client, issue_key(), body)
+    assert response.status_code == 400 and len(response.data) < 1000
+    error = response.get_json()["error"]
+    assert error["type"] == "invalid_request_error" and set(error) == {"message", "type", "param", "code"}
+    assert "model has 250000 characters, at most 256" in error["message"]
+    assert upstream.calls == 0
+
+
+def test_a_model_name_of_256_characters_is_echoed(client, issue_key, upstream):
+    model = "模" * 256
+    body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": True}
+    response = openai_post(client, issue_key(), body)
+    chunks = [json.loads(d) for d in iter_data([response.data]) if d != "[DONE]"]
+    assert response.status_code == 200 and chunks and all(c["model"] == model for c in chunks)
+
+
+@pytest.mark.parametrize(
+    ("model", "needle"), [(0, "got int"), (False, "got bool"), ([], "got list"), ({"id": "m"}, "got dict")]
+)
+def test_a_model_that_is_not_a_string_is_refused_even_when_falsy(client, issue_key, upstream, model, needle):
+    response = openai_post(client, issue_key(), {"model": model, "messages": [{"role": "user", "content": "hi"}]})
+    assert response.status_code == 400
+    assert f"model must be a string, {needle}" in response.get_json()["error"]["message"]
+    assert upstream.calls == 0
