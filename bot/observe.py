@@ -84,6 +84,11 @@ def install_log_context() -> None:
     logging.setLogRecordFactory(factory)
 
 
+def current_request_id() -> str:
+    """The id of the request being served ("-" outside one), for answers made outside Flask's hooks."""
+    return _request_id.get()
+
+
 def note_content(text: str) -> None:
     """The question of this request, logged on its line only when BOT_LOG_CONTENT is on."""
     g.log_content = text

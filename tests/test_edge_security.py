@@ -1,4 +1,7 @@
-"""Hostile input at the HTTP edge, in process: forged log lines, who may read /metrics, `model`'s size."""
+"""Hostile input at the HTTP edge, in process: forged log lines, who may read /metrics, `model`'s size.
+
+Slow clients against a real gunicorn are tests/test_slow_clients.py; their two settings are here.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from urllib.parse import quote
 import pytest
 
 from bot.chat.sse import iter_data
+from config.settings import ConfigError, load_settings
 
 # The service's log format (bot/__init__.py), as an operator's terminal or log shipper reads it.
 FORMAT = logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
@@ -149,3 +153,20 @@ def test_a_model_that_is_not_a_string_is_refused_even_when_falsy(client, issue_k
     assert response.status_code == 400
     assert f"model must be a string, {needle}" in response.get_json()["error"]["message"]
     assert upstream.calls == 0
+
+
+def test_the_edge_settings_have_their_documented_defaults_and_refuse_nonsense():
+    good = {"REDIS_URL": "redis://127.0.0.1:6379/0", "BOT_SECRET": "s" * 32}
+    settings = load_settings(good)
+    assert (settings.body_timeout, settings.connections_per_address) == (5.0, 200)
+    assert load_settings({**good, "BOT_CONNECTIONS_PER_ADDRESS": "0"}).connections_per_address == 0  # off
+    for name, value in [
+        ("BOT_BODY_TIMEOUT", "0"),
+        ("BOT_BODY_TIMEOUT", "inf"),
+        ("BOT_BODY_TIMEOUT", "soon"),
+        ("BOT_CONNECTIONS_PER_ADDRESS", "-1"),
+        ("BOT_CONNECTIONS_PER_ADDRESS", "1.5"),
+    ]:
+        with pytest.raises(ConfigError) as error:
+            load_settings({**good, name: value})
+        assert error.value.name == name
