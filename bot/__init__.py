@@ -28,7 +28,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
 
     app.extensions["courier"] = Courier(svc, svc.conversation, LocalWaits())
 
-    from bot import cli, errors_http, observe, ops
+    from bot import cli, edge, errors_http, observe, ops
     from bot.api import bp as api_bp
     from bot.wechat.views import bp as wechat_bp
 
@@ -38,6 +38,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     observe.register(app, settings.log_content)
     errors_http.register(app)
     cli.register(app)
+    app.wsgi_app = edge.BodyDeadline(app.wsgi_app, settings.body_timeout)  # type: ignore[method-assign]
     return app
 
 

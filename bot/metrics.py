@@ -42,6 +42,9 @@ DELIVERIES = Counter(
     ["outcome"],
 )
 REDIS_ERRORS = Counter("xiaoyi_redis_errors_total", "Requests that failed because Redis did, by door", ["door"])
+CONNECTIONS_REFUSED = Counter(
+    "xiaoyi_connections_refused_total", "Connections refused: their address held BOT_CONNECTIONS_PER_ADDRESS already"
+)
 
 _door: ContextVar[str] = ContextVar("xiaoyi_door", default="")
 
@@ -90,6 +93,11 @@ def count_tokens(tokens: int, payer: str) -> None:
 
 def count_redis_error(door: str) -> None:
     REDIS_ERRORS.labels(door).inc()
+
+
+def count_connection_refused() -> None:
+    """A connection closed at once by config/worker.py: its client address held its cap already."""
+    CONNECTIONS_REFUSED.inc()
 
 
 @contextmanager

@@ -4,12 +4,14 @@
 failover is not ready) with its own 1-second timeouts, and checks the settings the service cannot
 work without; 200 with each check, or 503 naming what failed. /metrics is for Prometheus and is not
 public: with BOT_METRICS_TOKEN set it wants `Authorization: Bearer <token>`; without one it answers
-only requests made straight from a loopback or private address, never one relayed by a proxy
-(X-Forwarded-For or Forwarded present), since behind nginx every request comes from 127.0.0.1.
+only requests made straight from this host (a loopback peer) and carrying no header a proxy adds,
+since behind nginx every request comes from 127.0.0.1. A private peer address is not enough: a load
+balancer may rewrite every client's address to one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import time
@@ -23,8 +25,12 @@ from bot.extensions import services
 from bot.store import keyspace
 
 bp = Blueprint("ops", __name__)
-# Private ranges (RFC 1918, IPv6 unique local): a scraper inside the operator's network.
-_INTERNAL = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"))
+# Headers by which a proxy says whom it relays (X-Forwarded-* is matched as a prefix): any of them
+# means the loopback peer is a proxy, not the operator's scraper.
+_RELAY_HEADERS = frozenset(
+    ("forwarded", "x-real-ip", "x-client-ip", "true-client-ip", "cf-connecting-ip", "fastly-client-ip")
+    + ("x-cluster-client-ip", "x-original-forwarded-for", "via")
+)
 
 
 @bp.get("/healthz")
@@ -74,11 +80,19 @@ def _may_read_metrics() -> bool:
     token = services().settings.metrics_token
     if token:
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
-    if "X-Forwarded-For" in request.headers or "Forwarded" in request.headers:
+        # Digests of equal length: the comparison's time tells nothing of the token, its length included.
+        digests = (hashlib.sha256(given.strip().encode()).digest(), hashlib.sha256(token.encode()).digest())
+        return scheme.lower() == "bearer" and hmac.compare_digest(*digests)
+    if _relayed():
         return False
     try:
         address = ipaddress.ip_address(request.remote_addr or "")
     except ValueError:
         return False
-    return address.is_loopback or any(address in network for network in _INTERNAL)
+    return (getattr(address, "ipv4_mapped", None) or address).is_loopback
+
+
+def _relayed() -> bool:
+    """Whether the request carries any header a proxy adds to say whom it relays."""
+    names = (name.lower() for name, _ in request.headers.items())
+    return any(name in _RELAY_HEADERS or name.startswith("x-forwarded-") for name in names)

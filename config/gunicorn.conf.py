@@ -12,16 +12,21 @@ import sys
 import tempfile
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
-worker_class = "gevent"
+# gunicorn's gevent worker, capping the connections one client address holds (config/worker.py).
+worker_class = "config.worker.EdgeWorker"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "2000"))
 # A gevent worker's heartbeat: only a worker stuck in CPU work for this long is restarted.
 timeout = 60
 graceful_timeout = 30
+# Also the longest a connection may take to send a request line and headers (the gevent worker
+# reads them under this timeout): a slow-header client is cut off after 5 s.
 keepalive = 5
 backlog = 2048
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 errorlog = "-"
+# The proxies in front: their X-Forwarded-Proto is believed, and their connections are not capped
+# per address (config/worker.py), since each carries many clients.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # Several instances may share a host (see the README): none needs gunicorn's control socket.
 control_socket_disable = True

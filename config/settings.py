@@ -72,6 +72,9 @@ class Settings:
     wechat_aes_key_previous: str = ""
     metrics_token: str = ""
     log_content: bool = False
+    # The HTTP edge (config/worker.py, bot/edge.py): slow bodies and connection hoarding
+    body_timeout: float = 5.0
+    connections_per_address: int = 200
 
     @property
     def dev(self) -> bool:
@@ -208,6 +211,8 @@ def _operations(read: _Reader, env: str) -> dict:
         "wechat_aes_key_previous": aes_previous,
         "metrics_token": read.str("BOT_METRICS_TOKEN"),
         "log_content": read.choice("BOT_LOG_CONTENT", "0", ("0", "1")) == "1",
+        "body_timeout": read.float("BOT_BODY_TIMEOUT", 5.0, 0.1, 300.0),
+        "connections_per_address": read.int("BOT_CONNECTIONS_PER_ADDRESS", 200, 0, 1_000_000),
     }
 
 

@@ -53,6 +53,9 @@ def error_response(failure: Failure, message: str, retry_after: int | None = Non
     return response
 
 
+MAX_MODEL_CHARS = 256
+
+
 @dataclass(frozen=True)
 class ChatRequest:
     model: str
@@ -65,9 +68,7 @@ class ChatRequest:
 
 def parse_request(body: dict[str, Any], default_model: str) -> ChatRequest:
     """An OpenAI chat-completions body, validated, or ChatError naming the field and what it got."""
-    model = body.get("model") or default_model
-    if not isinstance(model, str):
-        raise ChatError(Failure.BAD_REQUEST, f"model must be a string, got {type(model).__name__}")
+    model = _model(body.get("model"), default_model)
     n = body.get("n")
     if n not in (None, 1) or isinstance(n, bool):
         raise ChatError(Failure.BAD_REQUEST, f"n must be 1 (one answer per request), got {shown(n)}")
@@ -80,6 +81,18 @@ def parse_request(body: dict[str, Any], default_model: str) -> ChatRequest:
         system=system,
     )
     return ChatRequest(model, turns, options, stream, _include_usage(body, stream), read_user(body))
+
+
+def _model(model: Any, default_model: str) -> str:
+    """The model named, echoed in the answer and in every chunk of a stream: a string (absent or
+    empty: the configured one) of at most 256 characters, or a 250 KB name would make a 63 MB stream."""
+    if model is None or model == "":
+        return default_model
+    if not isinstance(model, str):
+        raise ChatError(Failure.BAD_REQUEST, f"model must be a string, got {type(model).__name__}")
+    if len(model) > MAX_MODEL_CHARS:
+        raise ChatError(Failure.BAD_REQUEST, f"model has {len(model)} characters, at most {MAX_MODEL_CHARS}")
+    return model
 
 
 def _number(body: dict[str, Any], name: str, low: float, high: float) -> float | None:
