@@ -104,7 +104,7 @@ class Conversation:
         take it in order of arrival); else queue it: (None, ms the current hold has left)."""
         keys = [
             keyspace.busy(openid), keyspace.history(openid), keyspace.follower_day(openid, today(self.clock())),
-            waiting(openid),
+            waiting(openid), keyspace.message(openid, msg_id),
         ]  # fmt: skip
         args = [msg_id, self.lease_ms, now_ms(self.clock), self.handoff_ms, CHANNEL, openid]
         answer = self._begin(keys=keys, args=args)

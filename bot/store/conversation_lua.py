@@ -94,12 +94,13 @@ local function hand_over(busy, waiting, handoff_ms, channel, openid)
 end
 """
 
-# KEYS: busy, history, day, waiting. ARGV: msg_id, lease_ms, now_ms, handoff_ms, channel, openid.
+# KEYS: busy, history, day, waiting, msg. ARGV: msg_id, lease_ms, now_ms, handoff_ms, channel, openid.
 # Take the follower's model slot for a message that found it taken, in order of arrival: the slot is
 # this message's if it was handed to it, or if it is free and no earlier message waits (a free slot
 # goes to the first waiting, who was not woken: its worker died, or the holder's lease ran out).
 # Answers {used, history…}, or {-1, ms the current holder's lease or reservation has left} after
-# queuing the message (once: it keeps its place).
+# queuing the message, once, by its claim's lease: set when it arrived (or was taken over), so the
+# queue keeps the order the messages came in, whichever worker gets to queue its message first.
 BEGIN_TURN = (
     TAKE_SLOT_LUA
     + HAND_OVER_LUA
@@ -113,7 +114,8 @@ if not holder or holder == ARGV[1] then
   redis.call('ZREM', KEYS[4], ARGV[1])
   return take_slot(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2])
 end
-redis.call('ZADD', KEYS[4], 'NX', ARGV[3], ARGV[1])
+local arrived = redis.call('HGET', KEYS[5], 'lease') or (tonumber(ARGV[3]) + tonumber(ARGV[2]))
+redis.call('ZADD', KEYS[4], 'NX', arrived, ARGV[1])
 redis.call('PEXPIRE', KEYS[4], 2 * tonumber(ARGV[2]))
 return {-1, redis.call('PTTL', KEYS[1])}
 """
