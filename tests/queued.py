@@ -14,6 +14,9 @@ from tests.monitor import Monitor
 from tests.procs import wait_for
 
 WHO = "oTurns0000000000000000000001"
+# WeChat's deadline shortened to 0.5 s (a silent delivery returns after 1.5 s); the model may take
+# 10 s, so a slot's lease is 40 s: a question answered within seconds of the slot freeing was woken.
+QUICK = {"BOT_WECHAT_TIMEOUT": "0.5", "BOT_WECHAT_WINDOW": "0.2", "OPENAI_TIMEOUT": "10"}
 
 
 def hold_first(upstream) -> threading.Event:

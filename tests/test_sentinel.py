@@ -10,7 +10,7 @@ import redis as redis_py
 
 from bot.store.embedded import EmbeddedRedis, find_redis_server
 from tests.procs import free_port
-from tests.queued import assert_woken_in_order
+from tests.queued import QUICK, assert_woken_in_order
 
 pytestmark = pytest.mark.slow
 
@@ -63,6 +63,5 @@ def test_queued_questions_are_woken_through_sentinel(sentinel, config, make_app,
     """The worker's one subscription is made on the master Sentinel names, as every other connection."""
     port, _ = sentinel
     settings = {k: v for k, v in config.items() if k != "REDIS_URL"}
-    overrides = {"BOT_WECHAT_TIMEOUT": "1", "BOT_WECHAT_WINDOW": "0.3", "OPENAI_TIMEOUT": "10"}
     sentinels = {"REDIS_SENTINELS": f"127.0.0.1:{port}", "REDIS_SENTINEL_MASTER": "xiaoyi"}
-    assert_woken_in_order(make_app({**settings, **sentinels, **overrides}), upstream, 2)
+    assert_woken_in_order(make_app({**settings, **sentinels, **QUICK}), upstream, 2)

@@ -16,14 +16,12 @@ from tests.conftest import ACCOUNT
 from tests.follower import Follower, flask_post
 from tests.monitor import Monitor
 from tests.procs import wait_for
-from tests.queued import WHO, all_answered, assert_answered_in_order, hold_first
+from tests.queued import QUICK, WHO, all_answered, assert_answered_in_order, hold_first
 
 
 @pytest.fixture
 def app(config, make_app):
-    """WeChat's deadline shortened to 1 s; the model may take 10 s, so a slot's lease is 40 s: a
-    question answered within a few seconds of the slot freeing was woken, not timed out."""
-    return make_app({**config, "BOT_WECHAT_TIMEOUT": "1", "BOT_WECHAT_WINDOW": "0.3", "OPENAI_TIMEOUT": "10"})
+    return make_app({**config, **QUICK})
 
 
 def ask(app, question: str, msg_id: int) -> threading.Thread:

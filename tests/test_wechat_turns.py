@@ -16,6 +16,7 @@ from tests.follower import Follower, flask_post
 from tests.monitor import Monitor
 from tests.procs import free_port, service_env, start_gunicorn, stop, wait_for
 from tests.queued import (
+    QUICK,
     WHO,
     all_answered,
     ask_in_turn,
@@ -30,8 +31,8 @@ QUEUED = 5  # questions sent while the first is with the model
 
 @pytest.fixture
 def fast(config):
-    """WeChat's deadline shortened to 1 s (window 0.3 s); the model may take 10 s (lease 40 s)."""
-    return {**config, "BOT_WECHAT_TIMEOUT": "1", "BOT_WECHAT_WINDOW": "0.3", "OPENAI_TIMEOUT": "10"}
+    """The app's settings for these tests: WeChat's deadline shortened, a 40 s lease (tests/queued.py)."""
+    return {**config, **QUICK}
 
 
 def measure_queue(senders: list[Follower], redis, redis_url: str, upstream) -> tuple[int, int]:
@@ -95,9 +96,7 @@ def http_post(url: str):
 
 @pytest.mark.slow
 def test_on_gunicorns_gevent_workers_waiting_questions_send_redis_nothing(redis_server, upstream, redis):
-    env = service_env(
-        redis_server.url, upstream.url, BOT_WECHAT_TIMEOUT="1", BOT_WECHAT_WINDOW="0.3", OPENAI_TIMEOUT="10"
-    )
+    env = service_env(redis_server.url, upstream.url, **QUICK)
     port = free_port()
     process = start_gunicorn(env, port, workers=2)
     try:
