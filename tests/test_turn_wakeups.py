@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from bot.store import keyspace
+from bot.store import keyspace, wakeups
 from bot.store.conversation import Conversation
 from bot.store.wakeups import CHANNEL, waiting
 from tests.conftest import ACCOUNT
@@ -104,5 +104,40 @@ def test_junk_and_forged_wake_ups_neither_stop_the_listener_nor_jump_the_line(ap
     gate.set()
     assert all_answered(redis, 2, timeout=5)  # the listener lived through the junk
     assert_answered_in_order(redis, upstream, 2)
+    for thread in threads:
+        thread.join()
+
+
+def test_a_quiet_subscription_is_pinged_and_kept(app, upstream, redis, monkeypatch, caplog):
+    monkeypatch.setattr(wakeups, "QUIET_SECONDS", 0.2)  # in service, 30 s without a message
+    monkeypatch.setattr(wakeups, "TICK_SECONDS", 0.05)
+
+    def subscriptions():
+        return [(c["id"], c["cmd"]) for c in redis.client_list() if c["sub"] != "0"]
+
+    gate, threads = queue_behind_held(app, redis, upstream, 1)
+    assert wait_for(lambda: [cmd for _, cmd in subscriptions()] == ["ping"], timeout=5)
+    [(pinged, _)] = subscriptions()
+    time.sleep(1.0)  # five quiet spans: what happens over a lapse of time is what is tested
+    assert [i for i, _ in subscriptions()] == [pinged]  # answered, so not given up and renewed
+    assert not [r for r in caplog.records if r.name == "bot.store.wakeups"]
+    gate.set()
+    assert all_answered(redis, 1, timeout=5)
+    for thread in threads:
+        thread.join()
+
+
+def test_a_subscription_that_stops_answering_is_renewed(app, upstream, redis, monkeypatch, caplog):
+    monkeypatch.setattr(wakeups, "QUIET_SECONDS", 0.2)
+    monkeypatch.setattr(wakeups, "TICK_SECONDS", 0.05)
+    gate, threads = queue_behind_held(app, redis, upstream, 1)
+    [before] = [c["id"] for c in redis.client_list() if c["sub"] != "0"]
+    redis.execute_command("CLIENT", "PAUSE", 800, "ALL")  # a hung Redis: PINGs go unanswered
+    assert wait_for(lambda: [c["id"] for c in redis.client_list() if c["sub"] != "0"] not in ([], [before]))
+    assert [r.message for r in caplog.records if r.name == "bot.store.wakeups"][:1] == [
+        "turn wake-ups: subscription lost (ConnectionError), subscribing again"
+    ]
+    gate.set()
+    assert all_answered(redis, 1, timeout=5)  # woken through the new subscription
     for thread in threads:
         thread.join()

@@ -78,6 +78,7 @@ class Wakeups:
         self._lock = threading.Lock()
         self._listener_pid = 0  # the process whose listener runs (none after a fork)
         self._subscribed = threading.Event()
+        self._failing = False  # the subscription is down: said once, until it is back
         self._closed = False
 
     @contextmanager
@@ -114,7 +115,7 @@ class Wakeups:
             threading.Thread(target=self._listen, name="turn-wakeups", daemon=True).start()
 
     def _listen(self) -> None:
-        """Subscribe, and subscribe again after any failure, until closed."""
+        """Subscribe, and subscribe again after any failure, until closed (one log line per outage)."""
         while not self._closed:
             pubsub = None
             self._subscribed.clear()
@@ -123,9 +124,10 @@ class Wakeups:
                 pubsub.subscribe(self.channel)
                 self._serve(pubsub)
             except Exception as error:  # Redis down, a cluster node gone: waiting questions use their timers
-                if not self._closed:
+                if not self._closed and not self._failing:
                     logger.warning("turn wake-ups: subscription lost (%s), subscribing again", type(error).__name__)
-                    time.sleep(RETRY_SECONDS)
+                self._failing = True
+                time.sleep(0 if self._closed else RETRY_SECONDS)
             finally:
                 if pubsub is not None:
                     with suppress(Exception):
@@ -145,6 +147,9 @@ class Wakeups:
             message = pubsub.get_message(timeout=TICK_SECONDS)
             if message is not None:
                 heard, pinged = time.monotonic(), False
+                if self._failing and message["type"] == "subscribe":
+                    logger.info("turn wake-ups: subscribed again")
+                    self._failing = False
                 self._handle(message)
             elif time.monotonic() - heard > 2 * QUIET_SECONDS:
                 raise redis.ConnectionError(f"no answer to PING within {QUIET_SECONDS:.0f}s")
