@@ -1,11 +1,19 @@
 """Many followers writing in the same second to a slow model, through WeChat's 5-second window.
 
     .venv/bin/python -m bench.wechat_burst [--followers 200] [--latency 8] [--workers 2]
+    .venv/bin/python -m bench.wechat_burst --queued 19 [--followers 20] [--latency 30] [--against DIR]
 
 Starts a real redis-server, an upstream double that answers after --latency seconds, and the
 service under gunicorn (the Procfile's settings). A WeChat stand-in delivers each follower's message
 with a 5 s deadline, up to three times; a follower told 【正在思考…】 sends 继续 until the answer
 comes. Prints how many were answered and how, duplicate model calls, and delivery response times.
+
+--queued N: each follower sends N more questions in quick succession while the model is on their first
+(only that one is slow); they wait for the follower's model slot. Prints what the waiting costs
+once every delivery has ended and before the slow answers come: scripts (EVALSHA) and all commands
+Redis ran per second (INFO commandstats), and the CPU of the service's processes and of Redis; then
+whether every answer came, collected with 继续, in the order asked. --against DIR runs the same
+after this checkout on another one (git worktree add DIR <commit>), on the same Redis and model.
 """
 
 from __future__ import annotations
@@ -47,10 +55,17 @@ def follower(wechat: WeChatServers, i: int, results: list) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--followers", type=int, default=200)
-    parser.add_argument("--latency", type=float, default=8.0)
+    parser.add_argument("--followers", type=int, default=None, help="200; 20 with --queued")
+    parser.add_argument("--latency", type=float, default=None, help="8 s; 30 s (the first questions) with --queued")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--queued", type=int, default=0, help="questions per follower waiting behind the first")
+    parser.add_argument("--against", type=Path, help="with --queued: another checkout, run after this one")
     args = parser.parse_args()
+    if args.queued:
+        from bench.wechat_queue import run_queued
+
+        return run_queued(parser, args)
+    args.followers, args.latency = args.followers or 200, args.latency or 8.0
 
     redis = EmbeddedRedis(Path(tempfile.mkdtemp()), persist=False).start()
     upstream = UpstreamDouble().start()

@@ -19,6 +19,7 @@ from bot.store.quota import KeyLedger
 from bot.store.replays import SignedQueries
 from bot.store.stats import Stats
 from bot.store.vault import Vault
+from bot.store.wakeups import Wakeups
 from bot.wechat.client import SharedTokenClient
 from bot.wechat.protocol import WeChatProtocol
 from config.settings import ConfigError, Settings
@@ -40,10 +41,12 @@ class Services:
     wechat_client: SharedTokenClient | None
     conversation: Conversation
     signed_queries: SignedQueries
+    wakeups: Wakeups  # questions waiting for a follower's model slot, woken when it frees
     probe: redis.Redis | None = None  # /readyz's own client, with short timeouts
 
     def close(self) -> None:
         """Release every connection the app holds (tests and a clean shutdown)."""
+        self.wakeups.close()
         disconnect(self.redis)
         if self.probe is not None:
             disconnect(self.probe)
@@ -86,6 +89,7 @@ def build_services(settings: Settings) -> Services:
             idle_seconds=settings.history_idle_seconds,
             rpm=settings.limits.openid_rpm,
         ),
+        wakeups=Wakeups(client),
         stats=Stats(client),
         signed_queries=SignedQueries(client, window_seconds=min(600, settings.reply_retention_seconds)),
         probe=connect(

@@ -19,6 +19,7 @@ from bot.store.quota import KeyLedger
 from bot.wechat import texts
 from tests.conftest import ACCOUNT
 from tests.follower import Follower, flask_post, recorded
+from tests.queued import assert_woken_in_order
 
 pytestmark = pytest.mark.slow
 
@@ -139,3 +140,9 @@ def test_owed_answers_on_a_cluster(cluster_app, upstream):
     assert recorded(cluster_app.extensions["bot"].redis, "oCluster000000000000000000003")  # the answer is in
     assert follower.say("继续") == "回答：慢"
     assert upstream.calls == 1
+
+
+def test_queued_questions_are_woken_in_order_on_a_cluster(cluster_app, upstream):
+    """The script PUBLISHes the wake-up on the follower's node; the worker hears it on whichever node
+    it subscribed to."""
+    assert_woken_in_order(cluster_app, upstream, 2)

@@ -10,6 +10,7 @@ import redis as redis_py
 
 from bot.store.embedded import EmbeddedRedis, find_redis_server
 from tests.procs import free_port
+from tests.queued import QUICK, assert_woken_in_order
 
 pytestmark = pytest.mark.slow
 
@@ -56,3 +57,11 @@ def test_the_service_reaches_redis_through_sentinel(sentinel, config, make_app, 
     direct = redis_py.Redis(port=master.port, decode_responses=True)
     assert direct.exists("bot:{u:oSentinel}:account")  # the data went to the master Sentinel named
     direct.close()
+
+
+def test_queued_questions_are_woken_through_sentinel(sentinel, config, make_app, upstream):
+    """The worker's one subscription is made on the master Sentinel names, as every other connection."""
+    port, _ = sentinel
+    settings = {k: v for k, v in config.items() if k != "REDIS_URL"}
+    sentinels = {"REDIS_SENTINELS": f"127.0.0.1:{port}", "REDIS_SENTINEL_MASTER": "xiaoyi"}
+    assert_woken_in_order(make_app({**settings, **sentinels, **QUICK}), upstream, 2)

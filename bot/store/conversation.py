@@ -3,8 +3,9 @@
 Per message (`bot:{u:<openid>}:msg:<MsgId>`, a hash): `status` running|done, `deliveries` (how often
 WeChat sent it), `lease` (ms; a claim whose lease has passed may be taken over), `question`,
 `answer`, `reply` (what the follower was answered; every later delivery gets the same), `deferred`
-(the answer goes to the outbox). Per follower: `busy` (one model call at a time) and `outbox`
-(entries `t:<text>` ready to send, or `m:<MsgId>` for an answer still being written, in order).
+(the answer goes to the outbox). Per follower: `busy` (one model call at a time), `busy:waiting`
+(the messages waiting for it, in order of arrival; bot/store/wakeups.py) and `outbox` (entries
+`t:<text>` ready to send, or `m:<MsgId>` for an answer still being written, in order).
 Every step is one Lua script over one follower's keys, all in one hash slot.
 """
 
@@ -25,6 +26,11 @@ from bot.store.connection import run_script
 from bot.store.conversation_lua import BEGIN_TURN, CLAIM, COLLECT, DEFER, FINISH_TURN, RECOVER, REPLY
 from bot.store.keyspace import DAY_TTL
 from bot.store.limits import WINDOW_MS, now_ms, request_member
+from bot.store.wakeups import CHANNEL, waiting
+
+# How long a freed slot stays reserved for the message it was handed to: it takes the slot within
+# milliseconds once woken; if its worker is gone, the next message waiting gets it after this.
+HANDOFF_MS = 5000
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,7 @@ class Conversation:
         self.settled = min(settled_seconds, retention_seconds)
         self.idle = idle_seconds
         self.rpm = rpm
+        self.handoff_ms = HANDOFF_MS
         scripts = (CLAIM, BEGIN_TURN, FINISH_TURN, REPLY, DEFER, COLLECT, RECOVER)
         self._claim, self._begin, self._finish, self._reply, self._defer, self._collect, self._recover = (
             client.register_script(s) for s in scripts
@@ -96,18 +103,25 @@ class Conversation:
             _turn(used, history) if used >= 0 else None,
         )  # fmt: skip
 
-    def begin_turn(self, openid: str, msg_id: str) -> Turn | None:
-        """Take the follower's single model slot for `msg_id`, or None while another message has it."""
-        keys = [keyspace.busy(openid), keyspace.history(openid), keyspace.follower_day(openid, today(self.clock()))]
-        answer = self._begin(keys=keys, args=[msg_id, self.lease_ms])
-        return None if answer is None else _turn(answer[0], answer[1:])
+    def begin_turn(self, openid: str, msg_id: str) -> tuple[Turn | None, int]:
+        """Take the follower's single model slot for `msg_id` if it is this message's turn (messages
+        take it in order of arrival); else queue it: (None, ms the current hold has left)."""
+        keys = [
+            keyspace.busy(openid), keyspace.history(openid), keyspace.follower_day(openid, today(self.clock())),
+            waiting(openid), keyspace.message(openid, msg_id),
+        ]  # fmt: skip
+        args = [msg_id, self.lease_ms, now_ms(self.clock), self.handoff_ms, CHANNEL, openid]
+        answer = self._begin(keys=keys, args=args)
+        if answer[0] == -1:
+            return None, answer[1] if answer[1] > 0 else self.lease_ms
+        return _turn(answer[0], answer[1:]), 0
 
     def finish_turn(
         self, openid: str, msg_id: str, question: str, answer: str, charge: int | None, parts: list[str], more: str,
         sent: Callable[[str], None] = lambda reply: None,
     ) -> Finished:  # fmt: skip
-        """Record the answer and, if `charge` is not None, the turn and its tokens; free the slot; decide
-        the reply unless it was deferred. One round trip.
+        """Record the answer and, if `charge` is not None, the turn and its tokens; free the slot (for the
+        next message waiting, woken); decide the reply unless it was deferred. One round trip.
 
         `sent(reply)` is called once the script is on its way to Redis, with the reply it decides
         unless the message was deferred, so a delivery waiting for it can answer a round trip
@@ -115,12 +129,13 @@ class Conversation:
         waits for the model slot the script frees, and anything else needs the reply read first."""
         keys = [
             keyspace.message(openid, msg_id), keyspace.history(openid), keyspace.busy(openid),
-            keyspace.outbox(openid), keyspace.follower_day(openid, today(self.clock())),
+            keyspace.outbox(openid), keyspace.follower_day(openid, today(self.clock())), waiting(openid),
         ]  # fmt: skip
         ok = charge is not None
         args = [msg_id, "1" if ok else "0", question, answer, MAX_CHARS, self.idle, self.retention, charge or 0]
+        args += [DAY_TTL, more, self.handoff_ms, CHANNEL, openid]
         decided = parts[0] + more if len(parts) > 1 else parts[0]
-        reply, owed = run_script(self.redis, self._finish, keys, [*args, DAY_TTL, more, *parts], lambda: sent(decided))
+        reply, owed = run_script(self.redis, self._finish, keys, [*args, *parts], lambda: sent(decided))
         return Finished(reply, int(owed))
 
     def decided_reply(self, openid: str, msg_id: str) -> str | None:

@@ -86,25 +86,65 @@ return answer
 """
 )
 
-# KEYS: busy, history, day. ARGV: msg_id, lease_ms. Take the follower's model slot for a message
-# that found it taken: {used, history…}, or nil while another message holds it.
+# A Lua function BEGIN_TURN and FINISH_TURN embed: give a free slot to the first message waiting for
+# it (`waiting`: a sorted set of message ids by arrival), reserved for `handoff_ms` until that message
+# takes it, and tell the workers on `channel` which message it went to and which one is next. One
+# PUBLISH, and only when a message waits. Answers the message it went to, or nil if none waits.
+HAND_OVER_LUA = """
+local function hand_over(busy, waiting, handoff_ms, channel, openid)
+  local head = redis.call('ZPOPMIN', waiting)[1]
+  if not head then return nil end
+  redis.call('SET', busy, head, 'PX', handoff_ms)
+  local after = redis.call('ZRANGE', waiting, 0, 0)[1] or ''
+  redis.call('PUBLISH', channel, cjson.encode({openid, head, after, tonumber(handoff_ms)}))
+  return head
+end
+"""
+
+# KEYS: busy, history, day, waiting, msg. ARGV: msg_id, lease_ms, now_ms, handoff_ms, channel, openid.
+# Take the follower's model slot for a message that found it taken, in order of arrival: the slot is
+# this message's if it was handed to it, or if it is free and no earlier message waits (a free slot
+# goes to the first waiting, who was not woken: its worker died, or the holder's lease ran out).
+# Answers {used, history…}, or {-1, ms the current holder's lease or reservation has left} after
+# queuing the message, once, by its claim's lease: set when it arrived (or was taken over), so the
+# queue keeps the order the messages came in, whichever worker gets to queue its message first.
 BEGIN_TURN = (
     TAKE_SLOT_LUA
+    + HAND_OVER_LUA
     + """
-return take_slot(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2]) or false
+local holder = redis.call('GET', KEYS[1])
+if not holder then
+  local first = redis.call('ZRANGE', KEYS[4], 0, 0)[1]
+  if first and first ~= ARGV[1] then holder = hand_over(KEYS[1], KEYS[4], ARGV[4], ARGV[5], ARGV[6]) end
+end
+if not holder or holder == ARGV[1] then
+  redis.call('ZREM', KEYS[4], ARGV[1])
+  return take_slot(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2])
+end
+local arrived = redis.call('HGET', KEYS[5], 'lease') or (tonumber(ARGV[3]) + tonumber(ARGV[2]))
+redis.call('ZADD', KEYS[4], 'NX', arrived, ARGV[1])
+redis.call('PEXPIRE', KEYS[4], 2 * tonumber(ARGV[2]))
+return {-1, redis.call('PTTL', KEYS[1])}
 """
 )
 
-# KEYS: msg, history, busy, outbox, day. ARGV: msg_id, ok, question, answer, budget, idle_s,
-# retention_s, charge, day_ttl, more, parts…. Records the answer, the turn and its charge on today's
-# allowance (if ok) once, and frees the slot. Then the reply: unless one was decided already (the
-# answer was deferred), it is the first part (with `more` if others follow) and the others are owed;
-# a deferred answer's parts take its placeholder's place in the outbox instead.
+# KEYS: msg, history, busy, outbox, day, waiting. ARGV: msg_id, ok, question, answer, budget, idle_s,
+# retention_s, charge, day_ttl, more, handoff_ms, channel, openid, parts…. Records the answer, the
+# turn and its charge on today's allowance (if ok) once, and frees the slot: it goes to the next
+# message waiting, if any. Then the reply: unless one was decided already (the answer was deferred),
+# it is the first part (with `more` if others follow) and the others are owed; a deferred answer's
+# parts take its placeholder's place in the outbox instead.
 # Answers {reply, newly_owed}; reply '' if another run finished this message first.
 FINISH_TURN = (
     APPEND_PAIR_LUA
+    + HAND_OVER_LUA
     + """
-local function release() if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end end
+local function release()
+  redis.call('ZREM', KEYS[6], ARGV[1])
+  local holder = redis.call('GET', KEYS[3])
+  if holder == ARGV[1] then redis.call('DEL', KEYS[3]) elseif holder then return end
+  hand_over(KEYS[3], KEYS[6], ARGV[11], ARGV[12], ARGV[13])
+end
 if redis.call('HGET', KEYS[1], 'status') == 'done' then release() return {'', 0} end
 if ARGV[2] == '1' then
   append_pair(KEYS[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
@@ -114,7 +154,7 @@ if ARGV[2] == '1' then
 end
 redis.call('HSET', KEYS[1], 'status', 'done', 'answer', ARGV[4])
 release()
-local first = 11
+local first = 14
 if redis.call('HGET', KEYS[1], 'deferred') ~= '1' then
   local reply = ARGV[first]
   if #ARGV > first then

@@ -28,6 +28,7 @@ from bot.errors import ChatError, Failure
 from bot.extensions import Services
 from bot.store.conversation import Conversation, Turn
 from bot.store.quota import TurnAllowance
+from bot.store.wakeups import EXPIRY_MARGIN
 from bot.wechat import texts
 from bot.wechat.protocol import PASSIVE_LIMIT_BYTES, fit_bytes
 
@@ -232,14 +233,14 @@ class Courier:
         return completion.content, payer.charged
 
     def _wait_for_turn(self, openid: str, msg_id: str) -> Turn | None:
-        """The follower's model slot once no other message of theirs is with the model (one at a time)."""
+        """The follower's model slot once the messages before this one are through: woken, not polling."""
         deadline = time.monotonic() + self.conv.lease_ms / 1000
-        while time.monotonic() < deadline:
-            turn = self.conv.begin_turn(openid, msg_id)
-            if turn is not None:
-                return turn
-            time.sleep(POLL_SECONDS)
-        return None
+        with self.svc.wakeups.waiting(openid, msg_id) as waiter:
+            while True:
+                turn, hold_ms = self.conv.begin_turn(openid, msg_id)
+                if turn is not None or time.monotonic() >= deadline:
+                    return turn
+                waiter.sleep(min(deadline, time.monotonic() + hold_ms / 1000 + EXPIRY_MARGIN))
 
     def push(self, openid: str, parts: list[str]) -> None:
         """Send owed parts as customer-service messages; what cannot be pushed stays owed."""
