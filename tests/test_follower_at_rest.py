@@ -115,3 +115,13 @@ def test_a_flood_of_messages_leaves_bounded_memory(config, make_app, upstream, r
     assert len(claims) == 20  # the 20 admitted in the minute; the 280 refused stored nothing
     assert all(0 < redis.ttl(c) <= 660 for c in claims)  # answered at once: kept for retries and replays only
     assert follower_bytes(redis, OPENID) < 40_000
+
+
+def test_an_answered_questions_claim_keeps_no_text_and_expires_soon(follower, redis, upstream):
+    assert follower.say("一个问题", msg_id=5151) == "回答：一个问题"
+    assert recorded(redis, OPENID)
+    claim = f"bot:{{u:{OPENID}}}:msg:5151"
+    assert set(redis.hgetall(claim)) == {"status", "deliveries", "lease", "reply"}  # no question, no answer
+    assert 0 < redis.ttl(claim) <= 660
+    assert follower.say("一个问题", msg_id=5151) == "回答：一个问题"  # a retry still gets its reply
+    assert upstream.calls == 1

@@ -1,11 +1,15 @@
 """A follower's messages on WeChat, exactly once across workers: claims, answers, replies, outbox.
 
 Per message (`bot:{u:<openid>}:msg:<MsgId>`, a hash): `status` running|done, `deliveries` (how often
-WeChat sent it), `lease` (ms; a claim whose lease has passed may be taken over), `question`,
-`answer`, `reply` (what the follower was answered; every later delivery gets the same), `deferred`
-(the answer goes to the outbox). Per follower: `busy` (one model call at a time), `busy:waiting`
-(the messages waiting for it, in order of arrival; bot/store/wakeups.py) and `outbox` (entries
-`t:<text>` ready to send, or `m:<MsgId>` for an answer still being written, in order).
+WeChat sent it), `lease` (ms; a claim whose lease has passed may be taken over), `question` (while a
+model call may still need redoing), `reply` (what the follower was answered; every later delivery
+gets the same), `deferred` (the answer goes to the outbox). A running question's claim is kept for
+BOT_REPLY_RETENTION_SECONDS; once answered, and for anything answered at once, only as long as
+WeChat's retries and replays of its signed delivery can come (11 minutes).
+
+Per follower: `busy` (one model call at a time), `busy:waiting` (the messages waiting for it, in
+order of arrival; bot/store/wakeups.py) and `outbox` (entries `t:<text>` ready to send, or
+`m:<MsgId>` for an answer still being written, in order).
 Every step is one Lua script over one follower's keys, all in one hash slot.
 """
 
@@ -75,6 +79,9 @@ class Conversation:
         # A message answered at once is only asked for again by WeChat's retries (15 s) and by replays
         # of its signed delivery (refused after 10 minutes): its claim need not outlive those.
         self.settled = min(settled_seconds, retention_seconds)
+        # An answered question's claim likewise, but long enough that a second run (one that redid
+        # the message after its lease) still finds it answered and records nothing twice.
+        self.done = min(max(settled_seconds, 2 * int(lease_seconds)), retention_seconds)
         self.idle = idle_seconds
         self.rpm = rpm
         self.handoff_ms = HANDOFF_MS
@@ -133,7 +140,7 @@ class Conversation:
         ]  # fmt: skip
         ok = charge is not None
         args = [msg_id, "1" if ok else "0", question, answer, MAX_CHARS, self.idle, self.retention, charge or 0]
-        args += [DAY_TTL, more, self.handoff_ms, CHANNEL, openid]
+        args += [DAY_TTL, more, self.handoff_ms, CHANNEL, openid, self.done]
         decided = parts[0] + more if len(parts) > 1 else parts[0]
         reply, owed = run_script(self.redis, self._finish, keys, [*args, *parts], lambda: sent(decided))
         return Finished(reply, int(owed))

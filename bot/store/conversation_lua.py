@@ -129,11 +129,12 @@ return {-1, redis.call('PTTL', KEYS[1])}
 )
 
 # KEYS: msg, history, busy, outbox, day, waiting. ARGV: msg_id, ok, question, answer, budget, idle_s,
-# retention_s, charge, day_ttl, more, handoff_ms, channel, openid, parts…. Records the answer, the
-# turn and its charge on today's allowance (if ok) once, and frees the slot: it goes to the next
+# retention_s, charge, day_ttl, more, handoff_ms, channel, openid, done_s, parts…. Records the turn
+# and its charge on today's allowance (if ok) once, and frees the slot: it goes to the next
 # message waiting, if any. Then the reply: unless one was decided already (the answer was deferred),
 # it is the first part (with `more` if others follow) and the others are owed; a deferred answer's
-# parts take its placeholder's place in the outbox instead.
+# parts take its placeholder's place in the outbox instead. The claim drops its question (no run
+# will redo it now) and is kept `done_s` more, for retries, replays and a late second run.
 # Answers {reply, newly_owed}; reply '' if another run finished this message first.
 FINISH_TURN = (
     APPEND_PAIR_LUA
@@ -152,9 +153,11 @@ if ARGV[2] == '1' then
   redis.call('HINCRBY', KEYS[5], 'messages', 1)
   redis.call('EXPIRE', KEYS[5], ARGV[9])
 end
-redis.call('HSET', KEYS[1], 'status', 'done', 'answer', ARGV[4])
+redis.call('HSET', KEYS[1], 'status', 'done')
+redis.call('HDEL', KEYS[1], 'question')
+redis.call('EXPIRE', KEYS[1], ARGV[14])
 release()
-local first = 14
+local first = 15
 if redis.call('HGET', KEYS[1], 'deferred') ~= '1' then
   local reply = ARGV[first]
   if #ARGV > first then
