@@ -10,6 +10,7 @@ import re
 
 import pytest
 
+from bot.extensions import services
 from bot.wechat import simulate
 from tests.conftest import ACCOUNT, ADMIN
 from tests.follower import Follower, flask_post, recorded
@@ -125,3 +126,19 @@ def test_an_answered_questions_claim_keeps_no_text_and_expires_soon(follower, re
     assert 0 < redis.ttl(claim) <= 660
     assert follower.say("一个问题", msg_id=5151) == "回答：一个问题"  # a retry still gets its reply
     assert upstream.calls == 1
+
+
+def test_a_blocked_followers_flood_counts_toward_the_rate_and_keeps_no_text(config, make_app, upstream, redis):
+    """A blocked follower is the one most likely to flood: their questions are refused, so none may
+    keep its text, and they count toward the rate like any other message."""
+    app = make_app({**config, "BOT_RATE_OPENID_RPM": "5"})
+    with app.app_context():
+        services().blocks.block_openid(OPENID)
+    follower = Follower(flask_post(app.test_client()), ACCOUNT, OPENID)
+    replies = [follower.say(f"第{i}个问题" + "长" * 1990) for i in range(40)]
+    assert "暂停使用" in replies[0] and replies[4] == replies[0]
+    assert set(replies[5:]) == {"发得太快啦，请稍等一会儿再发。"}
+    assert "长长长" not in everything_in(redis)
+    claims = list(redis.scan_iter(match=f"bot:{{u:{OPENID}}}:msg:*", count=1000))
+    assert len(claims) == 5 and all(0 < redis.ttl(c) <= 660 for c in claims)
+    assert upstream.calls == 0
