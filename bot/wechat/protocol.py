@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import time
 from collections.abc import Mapping
@@ -48,6 +49,13 @@ class Delivery:
     def pair(self) -> str:
         """The signed (timestamp, nonce) this delivery came with."""
         return f"{self.timestamp}:{self.nonce}"
+
+    @property
+    def identity(self) -> str:
+        """Every field of the message, not only its sender and MsgId: a claim is no guard against other
+        words under those (a refused message leaves none), so a signed query may carry only these again."""
+        fields = json.dumps(self.message._data, sort_keys=True, ensure_ascii=False)  # wechatpy's parsed XML
+        return hashlib.sha256(fields.encode()).hexdigest()
 
 
 def signature_of(*parts: str) -> str:
