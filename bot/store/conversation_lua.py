@@ -135,7 +135,8 @@ return {-1, redis.call('PTTL', KEYS[1])}
 # it is the first part (with `more` if others follow) and the others are owed; a deferred answer's
 # parts take its placeholder's place in the outbox instead. The claim drops its question (no run
 # will redo it now) and is kept `done_s` more, for retries, replays and a late second run.
-# Answers {reply, newly_owed}; reply '' if another run finished this message first.
+# Answers {reply, newly_owed}; reply '' if another run finished this message first (its claim may be
+# gone by now: a run outlived by done_s records nothing either).
 FINISH_TURN = (
     APPEND_PAIR_LUA
     + HAND_OVER_LUA
@@ -146,7 +147,9 @@ local function release()
   if holder == ARGV[1] then redis.call('DEL', KEYS[3]) elseif holder then return end
   hand_over(KEYS[3], KEYS[6], ARGV[11], ARGV[12], ARGV[13])
 end
-if redis.call('HGET', KEYS[1], 'status') == 'done' then release() return {'', 0} end
+-- No claim: it was answered (by a run that redid it) long enough ago to have expired.
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status or status == 'done' then release() return {'', 0} end
 if ARGV[2] == '1' then
   append_pair(KEYS[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
   redis.call('HINCRBY', KEYS[5], 'used', ARGV[8])
