@@ -74,9 +74,14 @@ def fit_bytes(text: str, limit: int) -> str:
     return encoded[:limit].decode("utf-8", "ignore")
 
 
+def xml_text(text: str) -> str:
+    """`text` without the characters XML cannot carry (NUL, most C0 controls): no reply could show them."""
+    return _XML_ILLEGAL.sub("", text)
+
+
 def cdata_safe(text: str) -> str:
     """Text that stays inside its CDATA section: no XML-illegal characters, no raw `]]>`."""
-    return _XML_ILLEGAL.sub("", text).replace("]]>", "]]]]><![CDATA[>")
+    return xml_text(text).replace("]]>", "]]]]><![CDATA[>")
 
 
 class WeChatProtocol:
