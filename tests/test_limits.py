@@ -93,11 +93,14 @@ def test_zero_turns_the_follower_limit_off(store):
     assert not store.exists(keyspace.follower_rate("oEve"))
 
 
-def test_a_blocked_follower_is_refused_until_unblocked_and_refusals_do_not_count(store):
-    conv, blocks = conversation(store, 1, Clock()), Blocklist(store)
+def test_a_blocked_follower_is_refused_until_unblocked_and_refusals_count_like_any_message(store):
+    clock = Clock()
+    conv, blocks = conversation(store, 1, clock), Blocklist(store)
     assert blocks.block_openid("oFrank") and not blocks.block_openid("oFrank")
     assert ask(conv, "oFrank")[0] is Failure.BLOCKED
     assert blocks.unblock_openid("oFrank") and not blocks.openid_blocked("oFrank")
+    assert ask(conv, "oFrank")[0] is Failure.RATE_LIMITED  # the refused question was a message of the minute
+    clock.now += 61
     assert ask(conv, "oFrank")[0] is None
 
 

@@ -106,3 +106,25 @@ def test_a_compatible_account_refuses_an_encrypted_deliverys_query_with_a_plaint
 def test_a_plaintext_account_answers_every_new_delivery(client_in_mode, upstream):
     follower = Follower(flask_post(client_in_mode("plain")), ACCOUNT, ALICE, mode="plain")
     assert [follower.say(q) for q in ("一", "二", "三")] == ["回答：一", "回答：二", "回答：三"]
+
+
+@pytest.mark.parametrize("mode", ["plain", "compatible"])
+def test_a_signed_query_cannot_carry_other_words_under_its_messages_own_sender_and_msgid(
+    config, make_app, redis, upstream, mode
+):
+    """The genuine message was refused (its sender over their rate), so it left no claim to answer a
+    replay with; a minute later the captured query comes back with the same sender and MsgId, and
+    other words: an admin's /grant."""
+    client = make_app({**config, "WECHAT_MESSAGE_MODE": mode, "BOT_RATE_OPENID_RPM": "1"}).test_client()
+    Follower(flask_post(client), ACCOUNT, MALLORY, mode="plain").say("key")
+    balance = redis.hget(keyspace.api_key(key_of(client, MALLORY)), "balance")
+    Follower(flask_post(client), ACCOUNT, ADMIN, mode="plain").say("/stats")  # the admin's one message this minute
+    params, body = genuine("plain", openid=ADMIN, text="/stats", msg_id=3003)
+    status, data = post(client, params, body)
+    assert status == 200 and "发得太快" in data  # refused: it stored nothing
+    redis.delete(keyspace.follower_rate(ADMIN))  # a minute later
+    status, data = post(client, params, forged(ADMIN, f"/grant {MALLORY} 1000000000", msg_id=3003))
+    assert status == 403 and "1000000000" not in data
+    assert redis.hget(keyspace.api_key(key_of(client, MALLORY)), "balance") == balance
+    status, data = post(client, params, body)  # the genuine message itself may still come again
+    assert status == 200 and "今日统计" in data

@@ -45,8 +45,9 @@ end
 # Counts one delivery; the first claims the message. Every new message, whatever it is, counts once
 # toward the follower's rate (their retries find the claim); one over the rate is refused and stores
 # nothing. A new question also checks the block and, if the follower's model slot is free, takes it
-# and reads their history and today's use. Only a question keeps its text (to redo the call) and
-# the long retention; anything else is answered at once and kept `settled_s`, for retries and replays.
+# and reads their history and today's use. Only a question put to the model keeps its text (to redo
+# the call) and the long retention; anything else, a blocked follower's question too, is answered at
+# once and kept `settled_s`, for retries and replays.
 # Answers {status, deliveries, reply, recovered, owed, refusal (0 | -1 blocked | -2 too fast),
 # wait_ms, used (-1: the slot is taken), history…}.
 CLAIM = (
@@ -66,17 +67,16 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   return {f[1] or '', deliveries, f[2] or '', recovered, owed, 0, 0, -1}
 end
 local ask = ARGV[5] == '1'
-local function claim()
-  redis.call('HSET', KEYS[1], 'status', 'running', 'deliveries', 1, 'lease', now + tonumber(ARGV[2]))
-  if ask then redis.call('HSET', KEYS[1], 'question', ARGV[4]) end
-  redis.call('EXPIRE', KEYS[1], ask and ARGV[3] or ARGV[10])
-end
-if ask and redis.call('EXISTS', KEYS[5]) == 1 then claim() return {'new', 1, '', 0, owed, -1, 0, -1} end
 local limit, window = tonumber(ARGV[6]), tonumber(ARGV[7])
 local wait = wait_ms(KEYS[6], limit, now, window)
 if wait > 0 then return {'new', 0, '', 0, owed, -2, wait, -1} end
 admit(KEYS[6], limit, now, window, ARGV[8])
-claim()
+local blocked = ask and redis.call('EXISTS', KEYS[5]) == 1
+local asked = ask and not blocked
+redis.call('HSET', KEYS[1], 'status', 'running', 'deliveries', 1, 'lease', now + tonumber(ARGV[2]))
+if asked then redis.call('HSET', KEYS[1], 'question', ARGV[4]) end
+redis.call('EXPIRE', KEYS[1], asked and ARGV[3] or ARGV[10])
+if blocked then return {'new', 1, '', 0, owed, -1, 0, -1} end
 if not ask then return {'new', 1, '', 0, owed, 0, 0, -1} end
 local slot = take_slot(KEYS[3], KEYS[4], KEYS[7], ARGV[9], ARGV[2])
 if not slot then return {'new', 1, '', 0, owed, 0, 0, -1} end
@@ -135,7 +135,8 @@ return {-1, redis.call('PTTL', KEYS[1])}
 # it is the first part (with `more` if others follow) and the others are owed; a deferred answer's
 # parts take its placeholder's place in the outbox instead. The claim drops its question (no run
 # will redo it now) and is kept `done_s` more, for retries, replays and a late second run.
-# Answers {reply, newly_owed}; reply '' if another run finished this message first.
+# Answers {reply, newly_owed}; reply '' if another run finished this message first (its claim may be
+# gone by now: a run outlived by done_s records nothing either).
 FINISH_TURN = (
     APPEND_PAIR_LUA
     + HAND_OVER_LUA
@@ -146,7 +147,9 @@ local function release()
   if holder == ARGV[1] then redis.call('DEL', KEYS[3]) elseif holder then return end
   hand_over(KEYS[3], KEYS[6], ARGV[11], ARGV[12], ARGV[13])
 end
-if redis.call('HGET', KEYS[1], 'status') == 'done' then release() return {'', 0} end
+-- No claim: it was answered (by a run that redid it) long enough ago to have expired.
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status or status == 'done' then release() return {'', 0} end
 if ARGV[2] == '1' then
   append_pair(KEYS[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
   redis.call('HINCRBY', KEYS[5], 'used', ARGV[8])

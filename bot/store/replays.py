@@ -39,6 +39,6 @@ class SignedQueries:
         self._bind = client.register_script(_BIND)
 
     def bind(self, pair: str, identity: str) -> bool:
-        """Tie the pair to the message `identity` (sender and message id); False if it carried another."""
+        """Tie the pair to the message `identity` (a digest of all it says); False if it carried another."""
         digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
         return run_script(self.redis, self._bind, [pair_key(pair)], [digest, self.ttl]) == 1

@@ -24,7 +24,8 @@ from bot.wechat.courier import NO_REPLY, Courier
 
 logger = logging.getLogger(__name__)
 
-# Stored as a message's reply in place of the text with the follower's key (NUL never comes from WeChat).
+# Stored as a message's reply in place of the text with the follower's key. No other stored reply
+# starts with NUL: XML cannot carry it, so it never comes from WeChat, and the courier strips it from answers.
 KEY_MARKER = "\x00key:"
 
 

@@ -30,7 +30,7 @@ from bot.store.conversation import Conversation, Turn
 from bot.store.quota import TurnAllowance
 from bot.store.wakeups import EXPIRY_MARGIN
 from bot.wechat import texts
-from bot.wechat.protocol import PASSIVE_LIMIT_BYTES, fit_bytes
+from bot.wechat.protocol import PASSIVE_LIMIT_BYTES, fit_bytes, xml_text
 
 logger = logging.getLogger(__name__)
 
@@ -204,6 +204,9 @@ class Courier:
         reply, key = None, f"{openid}:{msg_id}"
         try:
             answer, charge = self._answer(openid, msg_id, question, turn)
+            # Stored as it can be shown: a stored reply that began with NUL would pass for the marker
+            # of a key's reply (bot.py), and a follower can have the model answer anything.
+            answer = xml_text(answer)
             parts = split_parts(answer)
             finished = self.conv.finish_turn(
                 openid, msg_id, question, answer, charge, parts, texts.MORE,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import time
 from collections.abc import Mapping
@@ -49,6 +50,13 @@ class Delivery:
         """The signed (timestamp, nonce) this delivery came with."""
         return f"{self.timestamp}:{self.nonce}"
 
+    @property
+    def identity(self) -> str:
+        """Every field of the message, not only its sender and MsgId: a claim is no guard against other
+        words under those (a refused message leaves none), so a signed query may carry only these again."""
+        fields = json.dumps(self.message._data, sort_keys=True, ensure_ascii=False)  # wechatpy's parsed XML
+        return hashlib.sha256(fields.encode()).hexdigest()
+
 
 def signature_of(*parts: str) -> str:
     return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
@@ -66,9 +74,14 @@ def fit_bytes(text: str, limit: int) -> str:
     return encoded[:limit].decode("utf-8", "ignore")
 
 
+def xml_text(text: str) -> str:
+    """`text` without the characters XML cannot carry (NUL, most C0 controls): no reply could show them."""
+    return _XML_ILLEGAL.sub("", text)
+
+
 def cdata_safe(text: str) -> str:
     """Text that stays inside its CDATA section: no XML-illegal characters, no raw `]]>`."""
-    return _XML_ILLEGAL.sub("", text).replace("]]>", "]]]]><![CDATA[>")
+    return xml_text(text).replace("]]>", "]]]]><![CDATA[>")
 
 
 class WeChatProtocol:

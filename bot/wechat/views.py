@@ -12,7 +12,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from bot import metrics, observe
 from bot.extensions import services
 from bot.wechat import texts
-from bot.wechat.bot import Bot, message_id
+from bot.wechat.bot import Bot
 from bot.wechat.courier import NO_REPLY
 from bot.wechat.protocol import Delivery, WebhookError
 
@@ -43,8 +43,7 @@ def _protocol():
 
 def _bind_query(delivery: Delivery) -> None:
     """Refuse a signed query that already came with another message (see bot/store/replays.py)."""
-    message = delivery.message
-    if not services().signed_queries.bind(delivery.pair, f"{message.source}|{message_id(message)}"):
+    if not services().signed_queries.bind(delivery.pair, delivery.identity):
         raise WebhookError(403, "signed query reused with another message: refused as a replay")
 
 
