@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from bot import metrics
+from tests.procs import wait_for
 from tests.servers import Gunicorn
 
 URL = "/api/v1/chat/completions"
@@ -228,8 +229,9 @@ def test_metrics_under_gunicorn_add_up_both_workers(tmp_path, redis_server, upst
             if len(seen) == 2:
                 break
         assert len(seen) == 2, "only one worker answered"
-        served = sum(1 for _, _, path in server.served() if path == "/healthz")
         text = requests.get(server.url + "/metrics", timeout=5).text
-        assert sample(text, "xiaoyi_requests_total", door="ops", status="2xx", outcome="ok") == served
+        counted = sample(text, "xiaoyi_requests_total", door="ops", status="2xx", outcome="ok")
+        # A request is counted before its response is sent, and its access-log line written after.
+        assert wait_for(lambda: sum(1 for _, _, path in server.served() if path == "/healthz") == counted, 5)
     finally:
         server.stop()
