@@ -1,7 +1,7 @@
 """The failures a chat request can end in, each with its stable code and HTTP status.
 
 The spec's door answers `code`/`msg` from this table; other doors map the same kinds to their own
-shapes. The README's error table is this table.
+shapes. docs/api.md's error table is this table.
 """
 
 from __future__ import annotations

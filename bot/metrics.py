@@ -20,7 +20,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from bot.errors import ChatError
 
-DELIVERY_OUTCOMES = ("in_window", "continue", "pushed", "expired", "deferred")
+DELIVERY_OUTCOMES = ("in_window", "continue", "pushed", "deferred")
 
 REQUESTS = Counter(
     "xiaoyi_requests_total",
@@ -38,7 +38,7 @@ TOKENS = Counter(
 )
 DELIVERIES = Counter(
     "xiaoyi_wechat_deliveries_total",
-    "WeChat answers by how they reached the follower (in_window, continue, pushed, expired, deferred)",
+    "WeChat answers by how they reached the follower (in_window, continue, pushed, deferred)",
     ["outcome"],
 )
 REDIS_ERRORS = Counter("xiaoyi_redis_errors_total", "Requests that failed because Redis did, by door", ["door"])
@@ -76,8 +76,8 @@ def count_delivery(outcome: str) -> None:
     """How one WeChat answer reached its follower, called by the courier once per answer.
 
     in_window: replied to a delivery within WeChat's 5 s; continue: collected with 继续; pushed: sent
-    as a customer-service message; expired: never collected before retention ran out; deferred:
-    the last delivery got 【正在思考…】 and the answer went to the outbox.
+    as a customer-service message; deferred: the last delivery got 【正在思考…】 and the answer
+    went to the outbox. (An owed answer never collected is not counted: it simply expires.)
     """
     if outcome not in DELIVERY_OUTCOMES:
         raise ValueError(f"delivery outcome must be one of {', '.join(DELIVERY_OUTCOMES)}, got {outcome!r}")

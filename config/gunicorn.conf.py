@@ -24,11 +24,13 @@ graceful_timeout = 30
 keepalive = 5
 backlog = 2048
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
+# The path without its query string: /wechat's carries WeChat's signature, which must not reach a log.
+access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%({x-request-id}o)s"'
 errorlog = "-"
 # The proxies in front: their X-Forwarded-Proto is believed, and their connections are not capped
 # per address (config/worker.py), since each carries many clients.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
-# Several instances may share a host (see the README): none needs gunicorn's control socket.
+# Several instances may share a host (see docs/performance.md): none needs gunicorn's control socket.
 control_socket_disable = True
 
 

@@ -67,7 +67,7 @@ class Settings:
     wechat_window: float
     reply_retention_seconds: int
     limits: Limits
-    # Operations: secret rotation, /metrics, request logs (see the README's Operations section)
+    # Operations: secret rotation, /metrics, request logs (see docs/operations.md)
     bot_secret_previous: str = ""
     wechat_aes_key_previous: str = ""
     metrics_token: str = ""

@@ -6,7 +6,7 @@ A connection beyond the cap is answered 503 at once and closed; the address's ot
 
 A proxy is many clients behind one address: behind nginx every connection comes from 127.0.0.1. So
 the addresses gunicorn already trusts as proxies (FORWARDED_ALLOW_IPS: 127.0.0.1 by default, `*` for
-all) are not capped; the proxy caps its own clients (`limit_conn`, see the README's Deployment).
+all) are not capped; the proxy caps its own clients (`limit_conn`, see docs/operations.md, Deployment).
 The cap is per worker: with WEB_CONCURRENCY workers one address holds at most that many times it.
 
 How long a connection may take over its request line and headers gunicorn bounds already: this

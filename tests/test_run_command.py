@@ -34,7 +34,8 @@ def chat(port, key, question):
 
 
 def test_run_command_serves_offline_answers_and_keeps_keys_across_restarts(tmp_path):
-    env = clean_env(PORT=str(free_port()), BOT_VAR_DIR=str(tmp_path / "var"))
+    access_log = tmp_path / "access.log"
+    env = clean_env(PORT=str(free_port()), BOT_VAR_DIR=str(tmp_path / "var"), GUNICORN_ACCESS_LOG=str(access_log))
     server = start(env)
     try:
         key = cli(env, "keys", "issue", "oRunCommand")
@@ -48,6 +49,8 @@ def test_run_command_serves_offline_answers_and_keeps_keys_across_restarts(tmp_p
         assert "今日统计" in cli(env, "wechat", "say", "/stats", "--openid", "oDevAdmin")
     finally:
         assert stop(server) == 0
+    logged = access_log.read_text()
+    assert '"POST /wechat HTTP/1.1" 200' in logged and "signature" not in logged  # no query strings
     aof = tmp_path / "var" / "redis" / "appendonly.aof"
     assert aof.exists()
     assert not (tmp_path / "var" / "redis" / "redis.sock").exists()  # redis-server stopped with it
