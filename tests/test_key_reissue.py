@@ -20,6 +20,8 @@ from bot.store.funds import Funds
 from tests.conftest import ACCOUNT
 from tests.follower import Follower, flask_post
 from tests.helpers import ask
+from tests.monitor import Monitor
+from tests.procs import wait_for
 
 URL = "/api/v1/chat/completions"
 GRANT = 10_000
@@ -187,14 +189,25 @@ def funds(redis_server, redis):
     client.close()
 
 
-def test_a_refund_that_meets_a_revoke_half_done_lands_once_the_revoke_parks(funds, redis):
+def test_a_refund_that_meets_a_revoke_half_done_lands_once_the_revoke_parks(funds, redis, redis_server):
     account, gone = keyspace.account("oHalfDone"), "f" * 64
     redis.hset(account, mapping={"key_fp": gone, "key_sealed": "sealed", "granted": 1})  # its record is retired
-    revoke_ends = threading.Timer(0.2, lambda: funds.deposit("oHalfDone", 500, 200, retired=gone))
-    revoke_ends.start()  # another worker's revoke parks what the key held, a moment later
-    assert funds.deposit("oHalfDone", 70, 30)  # a settle's refund, meanwhile: it waits for the park
-    revoke_ends.join()
+    refunded: list[bool] = []
+    with Monitor(redis_server.url) as monitor:
+        refund = threading.Thread(target=lambda: refunded.append(funds.deposit("oHalfDone", 70, 30)))
+        refund.start()  # a settle's refund
+        # Its first try ran both scripts (park, then credit the gone key) and found nowhere to go.
+        assert wait_for(lambda: scripts_run(monitor) >= 2, timeout=5)
+        funds.deposit("oHalfDone", 500, 200, retired=gone)  # the revoke's second step parks what the key held
+        refund.join()
+    assert refunded == [True]  # the refund waited for the park, then landed
     assert redis.hmget(account, "key_fp", "balance", "used") == [None, "570", "230"]
+
+
+def scripts_run(monitor: Monitor) -> int:
+    """Scripts Redis ran (a script not yet cached is refused once, loaded, then sent again)."""
+    commands = list(monitor.commands)
+    return commands.count("EVALSHA") - commands.count("SCRIPT")
 
 
 def test_a_refund_that_cannot_be_placed_is_logged_with_its_amounts(funds, redis, monkeypatch, caplog):
