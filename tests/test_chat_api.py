@@ -11,22 +11,13 @@ import pytest
 from bot.chat.usage import estimate_tokens
 from bot.extensions import services
 from bot.store import keyspace
+from tests.helpers import ask, key_info, one
 
 URL = "/api/v1/chat/completions"
 
 
-def ask(client, key, messages, **extra):
-    return client.post(URL, json={"api_secret_key": key, "messages": messages, **extra})
-
-
-def one(question):
-    return [{"role": "user", "content": question}]
-
-
 def balance(app, key):
-    with app.app_context():
-        store = services().keys
-        return store.info(store.fingerprint(key)).balance
+    return key_info(app, key).balance
 
 
 def test_answers_in_the_spec_format(client, issue_key, upstream):

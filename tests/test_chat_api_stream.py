@@ -7,13 +7,9 @@ import json
 from bot.chat.sse import iter_data
 from bot.chat.usage import estimate_tokens
 from bot.extensions import services
+from tests.helpers import ask
 
-URL = "/api/v1/chat/completions"
 QUESTION = "一二三四五六七八九十"
-
-
-def ask(client, key, **extra):
-    return client.post(URL, json={"api_secret_key": key, "messages": [{"role": "user", "content": QUESTION}], **extra})
 
 
 def events(response):
@@ -32,7 +28,7 @@ def spent(app, key):
 
 def test_events_carry_the_answer_in_pieces_and_the_last_the_usage(app, client, issue_key):
     key = issue_key()
-    received = events(ask(client, key, stream=True))
+    received = events(ask(client, key, QUESTION, stream=True))
     assert all(e["code"] == 0 and e["msg"] == "" for e in received) and len({e["id"] for e in received}) == 1
     assert received[0]["choices"][0]["delta"]["role"] == "assistant"
     text = "".join(e["choices"][0]["delta"].get("content", "") for e in received)
@@ -48,7 +44,7 @@ def test_events_carry_the_answer_in_pieces_and_the_last_the_usage(app, client, i
 def test_a_failure_before_the_first_piece_is_the_usual_json_error_and_free(app, client, issue_key, upstream):
     key = issue_key()
     upstream.reset(status=500)
-    response = ask(client, key, stream=True)
+    response = ask(client, key, QUESTION, stream=True)
     assert (response.status_code, response.mimetype, response.get_json()["code"]) == (502, "application/json", 50201)
     assert spent(app, key) == 0
 
@@ -56,7 +52,7 @@ def test_a_failure_before_the_first_piece_is_the_usual_json_error_and_free(app, 
 def test_a_failure_midway_is_a_last_event_with_its_code_and_the_usage_billed(app, client, issue_key, upstream):
     key = issue_key()
     upstream.reset(stream_mode="error", break_after=1)
-    received = events(ask(client, key, stream=True))
+    received = events(ask(client, key, QUESTION, stream=True))
     last = received[-1]
     assert (last["code"], last["msg"]) == (50201, "上游模型调用失败：the upstream reported an error mid-answer")
     assert "choices" not in last

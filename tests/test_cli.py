@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 from bot.extensions import services
+from tests.helpers import ask
 
 
 def run(app, *args):
     result = app.test_cli_runner().invoke(args=list(args))
     return result.exit_code, result.output
-
-
-def ask(client, key, user=None):
-    body = {"api_secret_key": key, "messages": [{"role": "user", "content": "hi"}]}
-    return client.post("/api/v1/chat/completions", json=body | ({"user": user} if user else {})).status_code
 
 
 def test_keys_show_tells_owner_and_balance_never_the_key(app, client, issue_key):
@@ -30,9 +26,10 @@ def test_block_and_unblock_a_user_value(app, client, issue_key):
     key = issue_key()
     assert run(app, "block", "user", "bad actor") == (0, "user 'bad actor' is now blocked\n")
     assert run(app, "block", "user", "bad actor") == (0, "user 'bad actor' was already blocked\n")
-    assert (ask(client, key, "bad actor"), ask(client, key, "good actor")) == (403, 200)
+    assert ask(client, key, user="bad actor").status_code == 403
+    assert ask(client, key, user="good actor").status_code == 200
     assert run(app, "unblock", "user", "bad actor")[0] == 0
-    assert ask(client, key, "bad actor") == 200
+    assert ask(client, key, user="bad actor").status_code == 200
     code, out = run(app, "unblock", "user", "bad actor")
     assert code == 1 and "was not blocked" in out
 
@@ -40,11 +37,11 @@ def test_block_and_unblock_a_user_value(app, client, issue_key):
 def test_block_and_unblock_a_follower_stops_and_restarts_their_key(app, client, issue_key):
     key = issue_key("oNaughty")
     assert run(app, "block", "openid", "oNaughty")[0] == 0
-    assert ask(client, key) == 403
+    assert ask(client, key).status_code == 403
     assert run(app, "keys", "show", "oNaughty")[1].rstrip().endswith("BLOCKED")
     with app.app_context():
         assert services().blocks.openid_blocked("oNaughty")
     assert run(app, "unblock", "openid", "oNaughty")[0] == 0
-    assert ask(client, key) == 200
+    assert ask(client, key).status_code == 200
     code, out = run(app, "block", "openid", "not an openid!")
     assert code == 2 and "not an openid" in out

@@ -19,6 +19,7 @@ from bot.store.quota import KeyLedger
 from bot.wechat import texts
 from tests.conftest import ACCOUNT
 from tests.follower import Follower, flask_post, recorded
+from tests.helpers import ask
 from tests.queued import assert_woken_in_order
 
 pytestmark = pytest.mark.slow
@@ -69,28 +70,23 @@ def cluster_app(redis_cluster, config, make_app):
     return app
 
 
-def ask(client, key, question):
-    body = {"api_secret_key": key, "messages": [{"role": "user", "content": question}]}
-    return client.post("/api/v1/chat/completions", json=body).get_json()
-
-
 def test_keys_and_quota_on_a_cluster(cluster_app, upstream):
     client = cluster_app.test_client()
     with cluster_app.app_context():
         store = services().keys
         key, created = store.issue("oCluster000000000000000000001")
         assert created and store.issue("oCluster000000000000000000001") == (key, False)
-    answer = ask(client, key, "hello")
+    answer = ask(client, key, "hello").get_json()
     assert answer["code"] == 0
     with cluster_app.app_context():
         info = store.info(store.fingerprint(key))
         assert info.balance == 10_000 - answer["usage"]["total_tokens"] and info.reserved == 0
         store.redis.hset(keyspace.api_key(info.fingerprint), "balance", 5)
-    assert ask(client, key, "hello")["code"] == 40201
+    assert ask(client, key, "hello").get_json()["code"] == 40201
     with cluster_app.app_context():
         rotated = store.rotate("oCluster000000000000000000001")
-    assert ask(client, key, "hi")["code"] == 40102
-    assert ask(client, rotated, "hi")["code"] == 40201  # the balance moved with the key
+    assert ask(client, key, "hi").get_json()["code"] == 40102
+    assert ask(client, rotated, "hi").get_json()["code"] == 40201  # the balance moved with the key
 
 
 def test_a_key_issued_after_a_revoke_and_a_renewed_hold_on_a_cluster(cluster_app, upstream):
@@ -98,7 +94,7 @@ def test_a_key_issued_after_a_revoke_and_a_renewed_hold_on_a_cluster(cluster_app
     with cluster_app.app_context():
         store = services().keys
         key = store.issue(openid)[0]
-    spent = ask(cluster_app.test_client(), key, "hello")["usage"]["total_tokens"]
+    spent = ask(cluster_app.test_client(), key, "hello").get_json()["usage"]["total_tokens"]
     with cluster_app.app_context():
         assert store.revoke(openid)
         again, created = store.issue(openid)

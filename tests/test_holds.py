@@ -14,16 +14,9 @@ from bot.store.connection import connect
 from bot.store.quota import KeyLedger
 from bot.store.vault import Vault
 from tests.conftest import TEST_SECRET
+from tests.helpers import Clock
 
 GRANT = 10_000
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_767_240_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -10,12 +10,10 @@ import json
 
 import pytest
 
+from tests.helpers import one
+
 SPEC = "/api/v1/chat/completions"
 OPENAI = "/v1/chat/completions"
-
-
-def one(question):
-    return [{"role": "user", "content": question}]
 
 
 def spec_post(client, key, raw: bytes | str):

@@ -19,14 +19,12 @@ from bot.store.connection import connect
 from bot.store.funds import Funds
 from tests.conftest import ACCOUNT
 from tests.follower import Follower, flask_post
+from tests.helpers import ask
+from tests.monitor import Monitor
+from tests.procs import wait_for
 
 URL = "/api/v1/chat/completions"
 GRANT = 10_000
-
-
-def ask(client, key: str, question: str = "你好") -> dict:
-    body = {"api_secret_key": key, "messages": [{"role": "user", "content": question}]}
-    return client.post(URL, json=body).get_json()
 
 
 def ledger(app, key: str) -> tuple[int, int, int]:
@@ -53,14 +51,14 @@ def records_of(redis, openid: str) -> int:
 def test_revoke_then_key_continues_the_balance_and_use_instead_of_a_new_grant(app, client, redis):
     follower = Follower(flask_post(client), ACCOUNT, "oProbe0000000000000000000007")
     first = re.search(r"sk-\w{48}", follower.say("key"))[0]
-    spent = sum(ask(client, first, "第几个问题" * i)["usage"]["total_tokens"] for i in (1, 2))
+    spent = sum(ask(client, first, "第几个问题" * i).get_json()["usage"]["total_tokens"] for i in (1, 2))
     assert "revoked" in cli(app, "keys", "revoke", follower.openid)
-    assert ask(client, first)["code"] == 40102
+    assert ask(client, first).get_json()["code"] == 40102
     reply = follower.say("key")  # what the probe did: the WeChat keyword after a revoke
     second = re.search(r"sk-\w{48}", reply)[0]
     assert second != first and f"剩余额度：{GRANT - spent} tokens" in reply
     assert ledger(app, second) == (GRANT - spent, spent, 0)
-    more = ask(client, second)["usage"]["total_tokens"]
+    more = ask(client, second).get_json()["usage"]["total_tokens"]
     assert ledger(app, second) == (GRANT - spent - more, spent + more, 0)
     assert f"累计已用：{spent + more} tokens" in follower.click("MY_USAGE")
     with app.app_context():
@@ -74,7 +72,7 @@ def test_the_grant_is_for_a_followers_first_key_only(app, client):
         key, created = store.issue("oFirstKey")
         assert created and store.issue("oFirstKey") == (key, False)
     assert ledger(app, key) == (GRANT, 0, 0)
-    spent = ask(client, key)["usage"]["total_tokens"]
+    spent = ask(client, key).get_json()["usage"]["total_tokens"]
     for cycle in range(4):  # revoke and ask again, rotate, over and over: never a second grant
         with app.app_context():
             store = services().keys
@@ -97,7 +95,7 @@ def test_the_grant_is_for_a_followers_first_key_only(app, client):
 def test_revoking_twice_is_a_clear_error_and_loses_nothing(app, client):
     with app.app_context():
         key = services().keys.issue("oTwice")[0]
-    spent = ask(client, key)["usage"]["total_tokens"]
+    spent = ask(client, key).get_json()["usage"]["total_tokens"]
     cli(app, "keys", "revoke", "oTwice")
     result = app.test_cli_runner().invoke(args=["keys", "revoke", "oTwice"])
     assert result.exit_code == 1 and "no key for oTwice" in result.output
@@ -112,7 +110,7 @@ def test_rotate_and_revoke_then_issue_leave_the_same_balance_and_use(app, client
     with app.app_context():
         for openid in ("oRotated", "oReissued"):
             keys[openid] = services().keys.issue(openid)[0]
-    spent = {openid: ask(client, key, "同一个问题")["usage"]["total_tokens"] for openid, key in keys.items()}
+    spent = {openid: ask(client, key, "同一个问题").get_json()["usage"]["total_tokens"] for openid, key in keys.items()}
     assert spent["oRotated"] == spent["oReissued"]
     rotated = re.search(r"sk-\w{48}", cli(app, "keys", "rotate", "oRotated"))[0]
     assert cli(app, "keys", "revoke", "oReissued") == "revoked the key of oReissued\n"
@@ -125,7 +123,7 @@ def test_rotate_and_revoke_then_issue_leave_the_same_balance_and_use(app, client
 def test_workers_issuing_at_once_after_a_revoke_hand_out_one_key_and_no_second_grant(app, config, make_app, redis):
     with app.app_context():
         key = services().keys.issue("oRace")[0]
-    spent = ask(app.test_client(), key)["usage"]["total_tokens"]
+    spent = ask(app.test_client(), key).get_json()["usage"]["total_tokens"]
     with app.app_context():
         services().keys.revoke("oRace")
     workers = [make_app(config) for _ in range(2)]  # two workers: each its own Redis client
@@ -191,14 +189,25 @@ def funds(redis_server, redis):
     client.close()
 
 
-def test_a_refund_that_meets_a_revoke_half_done_lands_once_the_revoke_parks(funds, redis):
+def test_a_refund_that_meets_a_revoke_half_done_lands_once_the_revoke_parks(funds, redis, redis_server):
     account, gone = keyspace.account("oHalfDone"), "f" * 64
     redis.hset(account, mapping={"key_fp": gone, "key_sealed": "sealed", "granted": 1})  # its record is retired
-    revoke_ends = threading.Timer(0.2, lambda: funds.deposit("oHalfDone", 500, 200, retired=gone))
-    revoke_ends.start()  # another worker's revoke parks what the key held, a moment later
-    assert funds.deposit("oHalfDone", 70, 30)  # a settle's refund, meanwhile: it waits for the park
-    revoke_ends.join()
+    refunded: list[bool] = []
+    with Monitor(redis_server.url) as monitor:
+        refund = threading.Thread(target=lambda: refunded.append(funds.deposit("oHalfDone", 70, 30)))
+        refund.start()  # a settle's refund
+        # Its first try ran both scripts (park, then credit the gone key) and found nowhere to go.
+        assert wait_for(lambda: scripts_run(monitor) >= 2, timeout=5)
+        funds.deposit("oHalfDone", 500, 200, retired=gone)  # the revoke's second step parks what the key held
+        refund.join()
+    assert refunded == [True]  # the refund waited for the park, then landed
     assert redis.hmget(account, "key_fp", "balance", "used") == [None, "570", "230"]
+
+
+def scripts_run(monitor: Monitor) -> int:
+    """Scripts Redis ran (a script not yet cached is refused once, loaded, then sent again)."""
+    commands = list(monitor.commands)
+    return commands.count("EVALSHA") - commands.count("SCRIPT")
 
 
 def test_a_refund_that_cannot_be_placed_is_logged_with_its_amounts(funds, redis, monkeypatch, caplog):

@@ -11,26 +11,10 @@ from bot.chat.sse import iter_data
 from bot.chat.usage import estimate_tokens
 from bot.extensions import services
 from bot.store import keyspace
+from tests.helpers import ask_openai as ask
+from tests.helpers import bearer, key_info, one
 
 URL = "/v1/chat/completions"
-
-
-def ask(client, key, messages, **extra):
-    return client.post(URL, json={"model": "gpt-4o", "messages": messages, **extra}, headers=bearer(key))
-
-
-def bearer(key):
-    return {"Authorization": f"Bearer {key}"}
-
-
-def one(question):
-    return [{"role": "user", "content": question}]
-
-
-def key_info(app, key):
-    with app.app_context():
-        store = services().keys
-        return store.info(store.fingerprint(key))
 
 
 def set_balance(app, key, balance):

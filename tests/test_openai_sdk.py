@@ -9,6 +9,7 @@ from bot import create_app
 from bot.chat.usage import estimate_tokens
 from bot.extensions import services
 from bot.store import keyspace
+from tests.helpers import one
 from tests.servers import werkzeug_server
 
 
@@ -20,10 +21,6 @@ def base_url(app):
 
 def sdk(base_url, key, **kwargs):
     return openai.OpenAI(base_url=base_url, api_key=key, **{"max_retries": 0, **kwargs})
-
-
-def one(question):
-    return [{"role": "user", "content": question}]
 
 
 def test_a_completion_through_the_sdk(base_url, issue_key, upstream):

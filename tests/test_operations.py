@@ -9,14 +9,13 @@ import pytest
 import requests
 
 from bot import metrics
+from tests.conftest import ACCOUNT
+from tests.follower import Follower, flask_post
+from tests.helpers import one
 from tests.procs import wait_for
 from tests.servers import Gunicorn
 
 URL = "/api/v1/chat/completions"
-
-
-def one(question):
-    return [{"role": "user", "content": question}]
 
 
 def sample(text: str, name: str, **labels: str) -> float:
@@ -124,10 +123,25 @@ def test_redis_errors_are_counted(config, make_app):
     assert sample(after, name, door="api") - sample(before, name, door="api") == 1
 
 
-def test_delivery_outcomes_are_counted_and_checked():
-    before = metrics.DELIVERIES.labels("pushed")._value.get()
-    metrics.count_delivery("pushed")
-    assert metrics.DELIVERIES.labels("pushed")._value.get() == before + 1
+def test_each_wechat_answer_is_counted_by_how_it_reached_the_follower(config, make_app, upstream, wechat_api):
+    fast = {**config, "BOT_WECHAT_TIMEOUT": "1", "BOT_WECHAT_WINDOW": "0.5"}
+    passive = make_app(fast).test_client()
+    pushing = make_app({**fast, "WECHAT_REPLY_MODE": "customer_service"}).test_client()
+    before = scrape(passive)
+
+    def delta(outcome: str) -> float:
+        name = "xiaoyi_wechat_deliveries_total"
+        return sample(scrape(passive), name, outcome=outcome) - sample(before, name, outcome=outcome)
+
+    assert Follower(flask_post(passive), ACCOUNT, "oCountedInWindow").say("你好") == "回答：你好"
+    upstream.reset(latency=0.8)  # past the window: `success` now, the answer pushed when it is written
+    assert Follower(flask_post(pushing), ACCOUNT, "oCountedPushed").say("慢慢说") is None
+    assert wait_for(lambda: delta("pushed") == 1)
+    assert [c.body["text"]["content"] for c in wechat_api.calls_to("/cgi-bin/message/custom/send")] == ["回答：慢慢说"]
+    assert (delta("in_window"), delta("deferred"), delta("continue")) == (1, 1, 0)
+
+
+def test_a_delivery_outcome_outside_the_documented_ones_is_refused():
     with pytest.raises(ValueError, match="in_window"):
         metrics.count_delivery("lost")
 

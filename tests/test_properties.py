@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -67,14 +69,36 @@ def test_counts_add_up_over_texts_joined_by_a_separator(a, b):
     assert estimate_tokens([a, b]) == estimate_tokens(a + "\n" + b)
 
 
+def rounded_half_up(estimate: int, exact: Fraction) -> bool:
+    """Whether `estimate` is `exact` rounded half up: within half a token of it, a tie going up."""
+    return exact - Fraction(1, 2) < estimate <= exact + Fraction(1, 2)
+
+
+@FAST
+@given(st.integers(0, 60), st.integers(0, 60), st.sampled_from([" ", "，", "-", "\n"]))
+def test_tokens_are_han_plus_words_times_1_3_rounded_half_up(han, words, separator):
+    text = "中" * han + separator + separator.join(["word"] * words)
+    assert rounded_half_up(estimate_tokens(text), han + Fraction(13, 10) * words)
+
+
 @FAST
 @given(texts)
-def test_tokens_are_han_plus_words_times_1_3_rounded_half_up(text):
+def test_any_text_costs_its_han_plus_words_times_1_3_rounded_half_up(text):
     counts = count(text)
-    assert counts.han >= 0 and counts.words >= 0 and estimate_tokens(text) >= 0
-    exact = counts.han * 10 + counts.words * 13  # tenths of a token
-    assert estimate_tokens(text) == exact // 10 + (1 if exact % 10 >= 5 else 0)
-    assert counts.han + counts.words <= len(text)
+    assert counts.han >= 0 and counts.words >= 0 and counts.han + counts.words <= len(text)
+    assert rounded_half_up(estimate_tokens(text), counts.han + Fraction(13, 10) * counts.words)
+
+
+def test_one_to_ten_words_cost_what_the_spec_says():
+    # 1.3, 2.6, 3.9, 5.2, 6.5 (a tie: up), 7.8, 9.1, 10.4, 11.7, 13.0 tokens.
+    assert [estimate_tokens(" ".join(["word"] * n)) for n in range(11)] == [0, 1, 3, 4, 5, 7, 8, 9, 10, 12, 13]
+
+
+@FAST
+@given(texts, st.integers(0, 30))
+def test_each_han_character_adds_one_token_and_every_ten_words_add_thirteen(text, n):
+    assert estimate_tokens(text + " " + "中" * n) == estimate_tokens(text) + n
+    assert estimate_tokens(text + " a" * 10 * n) == estimate_tokens(text) + 13 * n
 
 
 @FAST

@@ -21,7 +21,7 @@ from bot.store.vault import Vault
 from tests import traffic
 from tests.conftest import TEST_SECRET
 from tests.follower import recorded
-from tests.procs import free_port, service_env, start_gunicorn, stop
+from tests.procs import free_port, service_env, start_gunicorn, stop, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -88,16 +88,16 @@ def test_redis_stops_mid_traffic(how, own_redis, service, db, upstream):
     callers = [lambda q, f=f: traffic.wechat(service, f, q) for f in followers]
     callers += [lambda q, k=k: traffic.spec(service, k, q) for k in keys[:2]]
     callers += [lambda q, k=k: traffic.openai(service, k, q) for k in keys[2:]]
+    doors, started = {"wechat", "spec", "openai"}, time.monotonic()
     load = traffic.Traffic(callers).start()
     try:
-        time.sleep(1.0)
+        assert wait_for(lambda: load.answered_since(started) == doors, timeout=10)  # every door answers
         down = time.monotonic()
         take_down(own_redis, how)
         time.sleep(5.0 if how == "freeze" else 2.0)  # frozen, each request waits out a 2 s timeout
         bring_back(own_redis, how)
         back = time.monotonic()
-        while load.answered_since(back) != {"wechat", "spec", "openai"} and time.monotonic() < back + 10:
-            time.sleep(0.05)
+        wait_for(lambda: load.answered_since(back) == doors, timeout=10)
         recovered = time.monotonic() - back
     finally:
         results = load.stop()

@@ -9,17 +9,13 @@ from bot.store import keyspace
 from bot.store.vault import Vault
 from bot.wechat import simulate
 from tests.conftest import ACCOUNT
+from tests.helpers import ask
 from tests.monitor import Monitor
 
-URL = "/api/v1/chat/completions"
 SECRET_A = "secret-A-" + "a" * 40
 SECRET_B = "secret-B-" + "b" * 40
 # Another valid EncodingAESKey: what the console shows after 重置.
 NEW_AES_KEY = "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxwvut"
-
-
-def ask(client, key):
-    return client.post(URL, json={"api_secret_key": key, "messages": [{"role": "user", "content": "hi"}]})
 
 
 def record_of(redis, secret, key):

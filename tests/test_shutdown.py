@@ -15,7 +15,7 @@ import requests
 
 from bot.store import keyspace
 from tests.conftest import ACCOUNT, TEST_SECRET, WECHAT_SECRET
-from tests.procs import clean_env, free_port, start_gunicorn, stop
+from tests.procs import clean_env, free_port, start_gunicorn, stop, wait_for
 from tests.wechat_servers import WeChatServers
 
 pytestmark = pytest.mark.slow
@@ -62,7 +62,7 @@ def test_sigterm_finishes_a_slow_request_and_a_background_answer(redis_server, u
             target=lambda: answered.append(requests.post(base + "/api/v1/chat/completions", json=body, timeout=10))
         )
         api.start()
-        time.sleep(0.5)  # the request is with the model
+        assert wait_for(lambda: upstream.calls_about("hi") == 1)  # the request is with the model
         stopping = time.monotonic()
         process.send_signal(signal.SIGTERM)
         api.join()
@@ -82,9 +82,7 @@ def test_an_answer_lost_with_a_killed_gunicorn_is_given_by_the_next_one(redis_se
     env = env_for(redis_server, upstream, wechat_api, BOT_LEASE_SECONDS="3")
     port = free_port()
     first = start_gunicorn(env, port)
-    killer = threading.Timer(0.5, kill_all, args=(first,))  # while the model is writing the answer
-    killer.start()
-    sent = time.monotonic()
+    killer = kill_when(lambda: upstream.calls == 1, first)  # while the model is writing the answer
     with pytest.raises(requests.ConnectionError):  # the delivery dies with the worker running its call
         WeChatServers([f"http://127.0.0.1:{port}"], ACCOUNT, deliveries=1).say(WHO, "还记得吗", 4343)
     killer.join()
@@ -93,13 +91,26 @@ def test_an_answer_lost_with_a_killed_gunicorn_is_given_by_the_next_one(redis_se
     port = free_port()
     second = start_gunicorn(env, port)
     try:
-        time.sleep(max(0.0, sent + 3.2 - time.monotonic()))  # WeChat's retry comes after the lease passed
+        assert wait_for(lambda: lease_passed(redis, WHO, "4343"), timeout=10)  # WeChat's retry comes after it
         retry = WeChatServers([f"http://127.0.0.1:{port}"], ACCOUNT, deliveries=1).say(WHO, "还记得吗", 4343)
     finally:
         stop(second)
     assert retry.reply == "回答：还记得吗" and retry.reply_took < 4.5
     assert upstream.calls == 2  # asked again once, by the new instance
     assert redis.lrange(keyspace.history(WHO), 0, -1) == ["还记得吗", "回答：还记得吗"]
+
+
+def lease_passed(redis, openid: str, msg_id: str) -> bool:
+    """Whether the dead worker's claim on the message and its hold on the model slot have both run out."""
+    lease = int(redis.hget(keyspace.message(openid, msg_id), "lease"))
+    return time.time() * 1000 > lease and not redis.exists(keyspace.busy(openid))
+
+
+def kill_when(condition, process) -> threading.Thread:
+    """Kill the gunicorn (see kill_all) from another thread once `condition()` holds."""
+    killer = threading.Thread(target=lambda: wait_for(condition) and kill_all(process))
+    killer.start()
+    return killer
 
 
 def kill_all(process) -> None:

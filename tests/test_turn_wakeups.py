@@ -24,7 +24,7 @@ def app(config, make_app):
     return make_app({**config, **QUICK})
 
 
-def ask(app, question: str, msg_id: int) -> threading.Thread:
+def say_in_background(app, question: str, msg_id: int) -> threading.Thread:
     """Send a question; its delivery runs on in a thread (it stays silent past WeChat's deadline)."""
     follower = Follower(flask_post(app.test_client()), ACCOUNT, WHO)
     thread = threading.Thread(target=follower.say, args=(question, msg_id))
@@ -35,10 +35,10 @@ def ask(app, question: str, msg_id: int) -> threading.Thread:
 def queue_behind_held(app, redis, upstream, count: int) -> tuple[threading.Event, list[threading.Thread]]:
     """q0 held at the model, q1 … q<count> waiting for the slot, in this order."""
     gate = hold_first(upstream)
-    threads = [ask(app, "q0", 7000)]
+    threads = [say_in_background(app, "q0", 7000)]
     assert wait_for(lambda: upstream.calls_about("q0") == 1, timeout=5)
     for i in range(1, count + 1):
-        threads.append(ask(app, f"q{i}", 7000 + i))
+        threads.append(say_in_background(app, f"q{i}", 7000 + i))
         assert wait_for(lambda i=i: redis.zcard(waiting(WHO)) == i, timeout=5)
     return gate, threads
 
@@ -65,10 +65,10 @@ def test_the_slot_goes_in_the_order_questions_arrived_not_the_order_their_worker
 def test_a_question_first_in_line_whose_worker_died_holds_the_next_up_only_briefly(app, upstream, redis):
     app.extensions["bot"].conversation.handoff_ms = 300  # the reservation a woken question has to take the slot
     gate = hold_first(upstream)
-    threads = [ask(app, "q0", 7000)]
+    threads = [say_in_background(app, "q0", 7000)]
     assert wait_for(lambda: upstream.calls_about("q0") == 1, timeout=5)
     redis.zadd(waiting(WHO), {"4241": 1})  # its worker died while it waited, first in line
-    threads.append(ask(app, "q1", 7001))
+    threads.append(say_in_background(app, "q1", 7001))
     assert wait_for(lambda: redis.zcard(waiting(WHO)) == 2, timeout=5)
     gate.set()
     assert wait_for(lambda: redis.llen(keyspace.history(WHO)) == 2, timeout=5)

@@ -48,7 +48,7 @@ def test_a_message_whose_worker_died_is_answered_by_the_next_delivery(follower, 
         keyspace.message(WHO, "557"), mapping={"status": "running", "deliveries": 1, "lease": 0, "question": "还在吗"}
     )
     redis.set(keyspace.busy(WHO), "557", px=100)
-    time.sleep(0.2)  # the dead worker's model slot has expired too
+    assert wait_for(lambda: not redis.exists(keyspace.busy(WHO)))  # the dead worker's model slot expired too
     assert follower.say("还在吗", msg_id=557) == "回答：还在吗"
     assert upstream.calls == 1
 
@@ -82,14 +82,14 @@ def test_a_failed_answer_is_said_politely_and_changes_no_history(follower, upstr
     assert redis.exists(keyspace.history(WHO)) == 0
 
 
-def test_pushes_stop_at_five_per_message_and_the_rest_is_owed(fast, make_app, upstream, wechat_api):
+def test_pushes_stop_at_five_per_message_and_the_rest_is_owed(fast, make_app, upstream, wechat_api, redis):
     app = make_app({**fast, "WECHAT_REPLY_MODE": "customer_service"})
     follower = Follower(flask_post(app.test_client()), ACCOUNT, WHO)
     answer = "".join(f"第{i}部分" + "长" * 500 + "\n" for i in range(8))  # 8 parts
     upstream.reset(latency=0.8, answer=lambda m: answer)
     assert follower.say("写长一点") is None  # `success`: the answer will be pushed
     assert wait_for(lambda: len(wechat_api.calls_to("/cgi-bin/message/custom/send")) == 5)
-    time.sleep(0.3)
+    assert wait_for(lambda: redis.llen(keyspace.outbox(WHO)) == 3)  # the fifth pushed is no longer owed
     pushed = [c.body["text"]["content"] for c in wechat_api.calls_to("/cgi-bin/message/custom/send")]
     assert len(pushed) == 5 and pushed[4].endswith(texts.MORE)
     assert all(len(p.encode()) <= 2047 for p in pushed)

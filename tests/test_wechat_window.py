@@ -5,7 +5,6 @@ Redis, WeChat's deliveries of a message alternate between them, and the model ta
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 import requests
@@ -117,7 +116,10 @@ def test_each_latency_in_each_mode(service, wechat, upstream, redis, wechat_api)
 def test_a_second_question_waits_for_the_first(service, wechat, upstream, redis, wechat_api):
     who = openid("two")
     first, second = run_together(
-        [lambda: wechat.say(who, "q7", 9200), lambda: (time.sleep(0.1), wechat.say(who, "next", 9201))[1]]
+        [
+            lambda: wechat.say(who, "q7", 9200),
+            lambda: wait_for(lambda: upstream.calls_about("q7") == 1) and wechat.say(who, "next", 9201),
+        ]
     )
     if service[0] == "passive":
         assert (first.reply, second.reply) == ("回答：q7", "回答：next")
