@@ -5,11 +5,16 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from flask import Flask
 
-from bot.extensions import build_services
+from bot.extensions import Services, build_services
 from config.settings import OFFLINE_WARNING, Settings, load_settings
+
+if TYPE_CHECKING:
+    from bot.wechat.courier import Courier
+    from bot.wechat.dispatch import Dispatcher
 
 
 def create_app(config: Mapping[str, str] | None = None) -> Flask:
@@ -23,10 +28,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     if settings.offline and not os.environ.get("BOT_STARTUP_CHECKED"):
         logging.getLogger(__name__).warning(OFFLINE_WARNING)
     app.extensions["bot"] = svc = build_services(settings)
-
-    from bot.wechat.courier import Courier, LocalWaits
-
-    app.extensions["courier"] = Courier(svc, svc.conversation, LocalWaits())
+    app.extensions["courier"], app.extensions["dispatcher"] = _wechat_door(svc)
 
     from bot import cli, edge, errors_http, observe, ops
     from bot.api import bp as api_bp
@@ -40,6 +42,34 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     cli.register(app)
     app.wsgi_app = edge.BodyDeadline(app.wsgi_app, settings.body_timeout)  # type: ignore[method-assign]
     return app
+
+
+def _wechat_door(svc: Services) -> tuple[Courier, Dispatcher]:
+    """The WeChat door's courier (its model calls outlive a delivery) and dispatcher, each given only
+    the clients and settings it uses."""
+    from flask import request
+
+    from bot.wechat.admin import AdminCommands
+    from bot.wechat.courier import Courier
+    from bot.wechat.dispatch import Dispatcher
+    from bot.wechat.waits import LocalWaits
+
+    settings = svc.settings
+    courier = Courier(
+        svc.conversation, svc.chat, svc.wakeups, svc.wechat_client, LocalWaits(),
+        window=settings.wechat_window,
+        push_mode=settings.wechat_reply_mode == "customer_service",
+        daily_tokens=settings.limits.daily_chat_tokens,
+    )  # fmt: skip
+    admin = AdminCommands(svc.keys, svc.conversation, svc.stats, svc.wechat_client)
+    dispatcher = Dispatcher(
+        svc.conversation, svc.keys, courier, admin,
+        admins=settings.admin_openids,
+        key_keywords=settings.key_keywords,
+        public_url=settings.public_url,
+        base_url=lambda: request.url_root,  # the request's own, when BOT_PUBLIC_URL is not set
+    )  # fmt: skip
+    return courier, dispatcher
 
 
 def _configure_logging(settings: Settings) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from bot.store import keyspace
 from bot.wechat import texts
-from bot.wechat.courier import LocalWaits
+from bot.wechat.waits import LocalWaits
 from tests.conftest import ACCOUNT
 from tests.follower import Follower, flask_post, recorded
 from tests.procs import wait_for

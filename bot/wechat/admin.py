@@ -9,10 +9,13 @@ from pathlib import Path
 import requests
 from wechatpy.exceptions import WeChatClientException
 
-from bot.extensions import Services
+from bot.store.apikeys import KeyStore
+from bot.store.conversation import Conversation
 from bot.store.keyspace import valid_openid
+from bot.store.stats import Stats
 from bot.store.vault import log_id
 from bot.wechat import texts
+from bot.wechat.client import SharedTokenClient
 
 logger = logging.getLogger(__name__)
 
@@ -21,17 +24,22 @@ MAX_GRANT = 10**9
 
 
 class AdminCommands:
-    def __init__(self, svc: Services, admin: str):
-        self.svc = svc
-        self.admin = admin
+    """The commands, built once per app; `run` is told which admin sent each one (for the log)."""
 
-    def run(self, text: str) -> str:
+    def __init__(self, keys: KeyStore, conversation: Conversation, stats: Stats, client: SharedTokenClient | None):
+        self.keys = keys
+        self.conversation = conversation
+        self.stats = stats
+        self.client = client  # WeChat's API, for /menu (None: WECHAT_APPID/WECHAT_SECRET not set)
+
+    def run(self, admin: str, text: str) -> str:
+        """The reply to `text` ("/name args…") from `admin`, an openid the caller found in BOT_ADMIN_OPENIDS."""
         name, *args = text[1:].split() or ["help"]
         handler = getattr(self, f"do_{name.lower()}", None)
         if handler is None:
             return f"未知命令 /{name}。\n\n{texts.ADMIN_HELP}"
-        reply = handler(*args[:2]) if len(args) <= 2 else "参数太多。"
-        logger.info("admin %s ran /%s %s", self.admin, name, " ".join(_loggable(a) for a in args))
+        reply = handler(admin, *args[:2]) if len(args) <= 2 else "参数太多。"
+        logger.info("admin %s ran /%s %s", admin, name, " ".join(_loggable(a) for a in args))
         return reply
 
     def _openid(self, target: str | None) -> str | None:
@@ -39,55 +47,55 @@ class AdminCommands:
         if not target:
             return None
         if target.startswith("sk-"):
-            fingerprint = self.svc.keys.fingerprint(target)
-            info = self.svc.keys.info(fingerprint) if fingerprint else None
+            fingerprint = self.keys.fingerprint(target)
+            info = self.keys.info(fingerprint) if fingerprint else None
             return info.owner if info else None
         return target if valid_openid(target) else None
 
-    def do_help(self, *_: str) -> str:
+    def do_help(self, _admin: str, *_: str) -> str:
         return texts.ADMIN_HELP
 
-    def do_reset(self, target: str | None = None, *_: str) -> str:
+    def do_reset(self, _admin: str, target: str | None = None, *_: str) -> str:
         openid = self._openid(target)
         if openid is None:
             return "用法：/reset <openid|key>（找不到该用户或密钥）"
-        self.svc.conversation.forget(openid)
+        self.conversation.forget(openid)
         return f"已清空 {openid} 的对话记录和待发回复。"
 
-    def do_rotate(self, target: str | None = None, *_: str) -> str:
-        if not target or not valid_openid(target) or not self.svc.keys.fingerprint_of(target):
+    def do_rotate(self, _admin: str, target: str | None = None, *_: str) -> str:
+        if not target or not valid_openid(target) or not self.keys.fingerprint_of(target):
             return "用法：/rotate <openid>（该用户需已领取密钥）"
-        key = self.svc.keys.rotate(target)
-        info = self.svc.keys.info(self.svc.keys.fingerprint(key) or "")
+        key = self.keys.rotate(target)
+        info = self.keys.info(self.keys.fingerprint(key) or "")
         balance = info.balance if info else 0
         new_id = log_id(info.fingerprint if info else "")
         return f"已为 {target} 换发密钥 {new_id}，余额 {balance}。旧密钥已失效，用户发送 key 可查看新密钥。"
 
-    def do_grant(self, target: str | None = None, amount: str | None = None) -> str:
+    def do_grant(self, _admin: str, target: str | None = None, amount: str | None = None) -> str:
         openid = self._openid(target)
-        fingerprint = self.svc.keys.fingerprint_of(openid) if openid else None
+        fingerprint = self.keys.fingerprint_of(openid) if openid else None
         whole = bool(amount) and amount.isascii() and amount.isdigit()  # str.isdigit alone takes '²'
         if not fingerprint or not whole or not 0 < int(amount) <= MAX_GRANT:
             return f"用法：/grant <openid|key> <tokens>，tokens 为 1 到 {MAX_GRANT} 的整数（该用户需已领取密钥）"
-        balance = self.svc.keys.grant(fingerprint, int(amount))
+        balance = self.keys.grant(fingerprint, int(amount))
         return f"已为 {openid} 增加 {amount} tokens，当前余额 {balance}。"
 
-    def do_stats(self, *_: str) -> str:
-        day = self.svc.stats.today()
+    def do_stats(self, _admin: str, *_: str) -> str:
+        day = self.stats.today()
         return texts.STATS.format(**day.__dict__)
 
-    def do_menu(self, *_: str) -> str:
-        client = self.svc.wechat_client
+    def do_menu(self, admin: str, *_: str) -> str:
+        client = self.client
         if client is None:
             return "未配置 WECHAT_APPID / WECHAT_SECRET，无法调用微信接口。"
         menu = json.loads(MENU_FILE.read_text(encoding="utf-8"))
         try:
             client.call(lambda: client.menu.create(menu))
         except WeChatClientException as error:
-            logger.error("admin %s: menu/create failed errcode=%s", self.admin, error.errcode)
+            logger.error("admin %s: menu/create failed errcode=%s", admin, error.errcode)
             return f"发布菜单失败：errcode={error.errcode} {error.errmsg}"
         except requests.RequestException as error:
-            logger.error("admin %s: menu/create unreachable: %s", self.admin, type(error).__name__)
+            logger.error("admin %s: menu/create unreachable: %s", admin, type(error).__name__)
             return "发布菜单失败：微信接口暂时无法访问，请稍后再试。"
         return f"菜单已发布（{len(menu['button'])} 个按钮）。"
 

@@ -23,21 +23,22 @@ from gevent import monkey
 from wechatpy.exceptions import WeChatClientException
 
 from bot import metrics
+from bot.chat.core import ChatService
 from bot.chat.dialogue import Turn as DialogueTurn
 from bot.errors import ChatError, Failure
-from bot.extensions import Services
 from bot.store.conversation import Conversation, Turn
 from bot.store.quota import TurnAllowance
-from bot.store.wakeups import EXPIRY_MARGIN
+from bot.store.wakeups import EXPIRY_MARGIN, Wakeups
 from bot.wechat import texts
+from bot.wechat.client import SharedTokenClient
 from bot.wechat.protocol import PASSIVE_LIMIT_BYTES, fit_bytes, xml_text
+from bot.wechat.waits import POLL_SECONDS, LocalWaits
 
 logger = logging.getLogger(__name__)
 
 NO_REPLY = "success"  # the reply that tells WeChat: nothing to show, do not retry
 DELIVERIES = 3  # WeChat's first delivery and its two retries
 MAX_PUSHES = 5  # customer-service messages allowed per message the follower sent
-POLL_SECONDS = 0.2
 # Room left in each part for a marker and a note, so every reply stays within the passive limit.
 PART_BYTES = PASSIVE_LIMIT_BYTES - 400
 
@@ -62,78 +63,21 @@ def split_parts(text: str, limit: int = PART_BYTES) -> list[str]:
     return [*parts, text] if text or not parts else parts
 
 
-class _Call:
-    """A model call running here: the deliveries waiting on it, and the reply they get."""
-
-    __slots__ = ("done", "replies", "early")
-
-    def __init__(self, early: bool):
-        self.done = threading.Event()
-        self.replies: list[str] = []
-        self.early = early  # may hand its reply over before Redis has recorded it
-
-    def answer(self, reply: str | None) -> None:
-        if not self.done.is_set():
-            if reply:
-                self.replies.append(reply)
-            self.done.set()
-
-
-class LocalWaits:
-    """Model calls running in this process, so a delivery here waits on an event, not on Redis.
-
-    An entry lives while its call runs and hands the decided reply to the deliveries waiting on it;
-    a delivery that arrives after the call ended reads the reply from Redis."""
-
-    def __init__(self) -> None:
-        self._calls: dict[str, _Call] = {}
-
-    def start(self, key: str, early: bool = True) -> None:
-        """A call begins. `early`: its reply may be handed over as soon as the script recording it
-        is sent (offer); not for a call that redoes a message another run may have answered."""
-        self._calls[key] = _Call(early)
-
-    def offer(self, key: str, reply: str) -> None:
-        """Hand the reply to the deliveries waiting here while the call is still recording it.
-
-        The reply is the one the script decides unless a reply was decided before, by a deferral:
-        the delivery deferring here first says so (keep_for_redis); one deferring on another worker
-        does it when its own window ends, after the windows of the deliveries before it."""
-        call = self._calls.get(key)
-        if call is not None and call.early:
-            call.answer(reply)
-
-    def keep_for_redis(self, key: str) -> None:
-        """A reply is being decided without the call (a deferral): waiters get what Redis records."""
-        call = self._calls.get(key)
-        if call is not None:
-            call.early = False
-
-    def finish(self, key: str, reply: str | None) -> None:
-        """The call has ended: deliveries that still wait get `reply` (unless it was offered before)."""
-        call = self._calls.pop(key, None)
-        if call is not None:
-            call.answer(reply)
-
-    def get(self, key: str) -> _Call | None:
-        return self._calls.get(key)
-
-    def drain(self, timeout: float) -> int:
-        """Wait up to `timeout` s for the running calls to end (a worker shutting down); answers how
-        many are still running. They are not requests, so gunicorn's graceful stop does not wait."""
-        deadline = time.monotonic() + timeout
-        while self._calls and time.monotonic() < deadline:
-            time.sleep(POLL_SECONDS)
-        return len(self._calls)
-
-
 class Courier:
-    def __init__(self, svc: Services, conversation: Conversation, waits: LocalWaits):
-        self.svc = svc
+    """Runs each message's one model call and brings its reply to the deliveries that wait for it."""
+
+    def __init__(
+        self, conversation: Conversation, chat: ChatService, wakeups: Wakeups, client: SharedTokenClient | None,
+        waits: LocalWaits, *, window: float, push_mode: bool, daily_tokens: int,
+    ):  # fmt: skip
         self.conv = conversation
+        self.chat = chat
+        self.wakeups = wakeups  # wakes a question waiting for the follower's model slot
+        self.client = client  # WeChat's API, for customer-service pushes (None: not configured)
         self.waits = waits
-        self.settings = svc.settings
-        self.push_mode = svc.settings.wechat_reply_mode == "customer_service"
+        self.window = window  # seconds a delivery waits for the reply (BOT_WECHAT_WINDOW)
+        self.push_mode = push_mode  # customer_service: answers are pushed, not left for 继续
+        self.daily_tokens = daily_tokens  # a follower's free chat tokens per day
 
     # --- deliveries -------------------------------------------------------------------------
 
@@ -141,7 +85,7 @@ class Courier:
         """Wait for the message's reply until this delivery's window closes.
 
         None: say nothing and let WeChat deliver the message again."""
-        deadline = arrived + self.settings.wechat_window
+        deadline = arrived + self.window
         key = f"{openid}:{msg_id}"
         call = self.waits.get(key)
         # The model call runs in this process: wait on it, not on Redis.
@@ -205,7 +149,7 @@ class Courier:
         try:
             answer, charge = self._answer(openid, msg_id, question, turn)
             # Stored as it can be shown: a stored reply that began with NUL would pass for the marker
-            # of a key's reply (bot.py), and a follower can have the model answer anything.
+            # of a key's reply (dispatch.py), and a follower can have the model answer anything.
             answer = xml_text(answer)
             parts = split_parts(answer)
             finished = self.conv.finish_turn(
@@ -226,9 +170,9 @@ class Courier:
         if turn is None:
             return texts.BUSY, None
         started = time.monotonic()
-        payer = TurnAllowance(self.settings.limits.daily_chat_tokens, turn.used_today)
+        payer = TurnAllowance(self.daily_tokens, turn.used_today)
         try:
-            completion = self.svc.chat.complete([*turn.history, DialogueTurn("user", question)], payer)
+            completion = self.chat.complete([*turn.history, DialogueTurn("user", question)], payer)
         except ChatError as error:
             logger.info("wechat %s msg %s failed: %s", openid, msg_id, error.failure.name)
             return _FAILURE_TEXTS.get(error.failure, texts.UPSTREAM_FAILED), None
@@ -238,7 +182,7 @@ class Courier:
     def _wait_for_turn(self, openid: str, msg_id: str) -> Turn | None:
         """The follower's model slot once the messages before this one are through: woken, not polling."""
         deadline = time.monotonic() + self.conv.lease_ms / 1000
-        with self.svc.wakeups.waiting(openid, msg_id) as waiter:
+        with self.wakeups.waiting(openid, msg_id) as waiter:
             while True:
                 turn, hold_ms = self.conv.begin_turn(openid, msg_id)
                 if turn is not None or time.monotonic() >= deadline:
@@ -247,7 +191,7 @@ class Courier:
 
     def push(self, openid: str, parts: list[str]) -> None:
         """Send owed parts as customer-service messages; what cannot be pushed stays owed."""
-        client = self.svc.wechat_client
+        client = self.client
         if client is None:
             return
         for i, part in enumerate(parts[:MAX_PUSHES]):

@@ -12,9 +12,9 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from bot import metrics, observe
 from bot.extensions import services
 from bot.wechat import texts
-from bot.wechat.bot import Bot
 from bot.wechat.courier import NO_REPLY
-from bot.wechat.protocol import Delivery, WebhookError
+from bot.wechat.dispatch import Dispatcher
+from bot.wechat.protocol import Delivery, WebhookError, WeChatProtocol
 
 logger = logging.getLogger(__name__)
 bp = Blueprint("wechat", __name__)
@@ -33,7 +33,7 @@ def on_webhook_error(error: WebhookError) -> Response:
     return _plain("forbidden" if error.status == 403 else "bad request", error.status)
 
 
-def _protocol():
+def _protocol() -> WeChatProtocol:
     protocol = services().wechat
     if protocol is None:
         logger.error("wechat delivery but WECHAT_TOKEN is not configured")
@@ -45,6 +45,24 @@ def _bind_query(delivery: Delivery) -> None:
     """Refuse a signed query that already came with another message (see bot/store/replays.py)."""
     if not services().signed_queries.bind(delivery.pair, delivery.identity):
         raise WebhookError(403, "signed query reused with another message: refused as a replay")
+
+
+def _reply(protocol: WeChatProtocol, delivery: Delivery, arrived: float) -> str | None:
+    """The dispatcher's reply (None: stay silent); a follower sees a polite note, never a Python error."""
+    try:
+        if protocol.guards_replays:
+            _bind_query(delivery)
+        dispatcher: Dispatcher = current_app.extensions["dispatcher"]  # built by create_app
+        return dispatcher.reply(delivery.message, arrived)
+    except WebhookError:
+        raise
+    except redis.RedisError as error:
+        logger.error("wechat reply for %s: redis unavailable (%s)", delivery.message.source, type(error).__name__)
+        metrics.count_redis_error("wechat")
+        return texts.BUSY
+    except Exception:
+        logger.exception("wechat reply for %s failed", delivery.message.source)
+        return texts.UPSTREAM_FAILED
 
 
 @bp.get("/wechat")
@@ -67,21 +85,7 @@ def receive() -> Response:
     delivery = protocol.read(request.args, body)
     g.openid = delivery.message.source  # the request's log line names the follower
     observe.note_content(str(getattr(delivery.message, "content", "") or ""))
-    try:
-        if protocol.guards_replays:
-            _bind_query(delivery)
-        text = Bot(services(), current_app.extensions["courier"], lambda: request.url_root).reply(
-            delivery.message, arrived
-        )
-    except WebhookError:
-        raise
-    except redis.RedisError as error:
-        logger.error("wechat reply for %s: redis unavailable (%s)", delivery.message.source, type(error).__name__)
-        metrics.count_redis_error("wechat")
-        text = texts.BUSY
-    except Exception:
-        logger.exception("wechat reply for %s failed", delivery.message.source)
-        text = texts.UPSTREAM_FAILED
+    text = _reply(protocol, delivery, arrived)
     if text is None:
         # Not ready within this delivery's window: stay silent past WeChat's deadline, so that it sends
         # the message again (any reply now, even an empty one, would end the retries).
