@@ -34,16 +34,17 @@ class Answer(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _exactly_int(value: Any) -> Any:
-    """Literal[1] alone takes true and 1.0 (they equal 1); a JSON `n` must be the integer."""
-    if type(value) is not int:
-        raise ValueError("not an integer")
-    return value
+def _json_integer(value: Any) -> Any:
+    """JSON has one number type: 2.0 is the integer 2 (as JSON Schema says), true is no number.
+    (Strict int refuses 2.0; Literal[1] alone takes true, since true == 1 in Python.)"""
+    if isinstance(value, bool):
+        raise ValueError("not a number")
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 NonBlank = Annotated[str, Field(min_length=1, pattern=r"\S")]
-Count = Annotated[int, Field(ge=1)]
-OnlyOne = Annotated[Literal[1], BeforeValidator(_exactly_int)]
+Count = Annotated[int, Field(ge=1), BeforeValidator(_json_integer)]
+OnlyOne = Annotated[Literal[1], BeforeValidator(_json_integer)]
 
 
 class SpecMessage(Request):
@@ -79,7 +80,16 @@ class OpenAIMessage(Request):
     content: NonBlank | Annotated[list[TextPart], Field(min_length=1)]
 
 
+# openai_format.parse_request's rule across two fields, stated for the document.
+_STREAM_OPTIONS_NEED_STREAM = {
+    "if": {"properties": {"stream_options": {"type": "object"}}, "required": ["stream_options"]},
+    "then": {"properties": {"stream": {"const": True}}, "required": ["stream"]},
+}
+
+
 class OpenAIChatRequest(Request):
+    model_config = ConfigDict(json_schema_extra=_STREAM_OPTIONS_NEED_STREAM)
+
     model: Annotated[str, Field(max_length=MAX_MODEL_CHARS, description="echoed; empty: the configured one")] | None = (
         None
     )

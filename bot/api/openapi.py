@@ -63,8 +63,10 @@ def _json(*names: str) -> dict[str, Any]:
     return {"application/json": {"schema": refs[0] if len(refs) == 1 else {"oneOf": refs}}}
 
 
-def _events(chunk: dict[str, Any], description: str) -> dict[str, Any]:
-    data = {"type": "string", "contentMediaType": "application/json", "contentSchema": chunk}
+def _events(chunk: dict[str, Any], description: str, last: str | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {"type": "string", "contentMediaType": "application/json", "contentSchema": chunk}
+    if last is not None:  # a last event that is not JSON: OpenAI's [DONE]
+        data = {"anyOf": [{"const": last}, data]}
     schema = {"type": "object", "required": ["data"], "properties": {"data": data | {"description": description}}}
     return {"text/event-stream": {"schema": schema}}
 
@@ -93,7 +95,9 @@ def _errors(spec: tuple[Failure, ...] = (), openai: tuple[Failure, ...] = ()) ->
 def _paths() -> dict[str, Any]:
     spec_ok = _json("SpecCompletion") | _events({"$ref": REF.format(model="SpecChunk")}, "a piece; the last has usage")
     openai_chunk = {"anyOf": [{"$ref": REF.format(model=m)} for m in ("OpenAIChunk", "OpenAIError")]}
-    openai_ok = _json("OpenAICompletion", "SpecCompletion") | _events(openai_chunk, "a chunk, an error, or [DONE]")
+    openai_ok = _json("OpenAICompletion", "SpecCompletion") | _events(
+        openai_chunk, "a chunk, an error, or [DONE]", "[DONE]"
+    )
     models = {"security": [{"bearer": []}]}
     model_id = {"name": "model_id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
     return {
