@@ -123,19 +123,23 @@ class OpenAIStream:
         self.head = {"id": chat_id(answer.id), "object": "chat.completion.chunk", "created": answer.created}
         self.head |= {"model": req.model, "system_fingerprint": None}
         self.exclude = None if req.include_usage else {"usage"}  # usage: null until the last, if asked for
+        # One chunk whose text each piece replaces: serializing it costs less than building one.
+        self.delta = Delta(content="")
+        self.chunk = self._chunk(self.delta)
 
-    def _chunk(self, delta: Delta, finish_reason: str | None = None) -> bytes:
+    def _chunk(self, delta: Delta, finish_reason: str | None = None) -> OpenAIChunk:
         choice = OpenAIDeltaChoice(index=0, delta=delta, logprobs=None, finish_reason=finish_reason)
-        return event(OpenAIChunk(**self.head, choices=[choice]).model_dump_json(exclude=self.exclude))
+        return OpenAIChunk(**self.head, choices=[choice])
 
     def opening(self) -> Iterable[bytes]:
-        yield self._chunk(Delta(role="assistant", content=""))
+        yield event(self._chunk(Delta(role="assistant", content="")).model_dump_json(exclude=self.exclude))
 
     def piece(self, text: str) -> bytes:
-        return self._chunk(Delta(content=text))
+        self.delta.content = text
+        return event(self.chunk.model_dump_json(exclude=self.exclude))
 
     def closing(self, answer: AnswerStream) -> Iterable[bytes]:
-        yield self._chunk(Delta(), answer.finish_reason)
+        yield event(self._chunk(Delta(), answer.finish_reason).model_dump_json(exclude=self.exclude))
         if self.exclude is None:
             usage = Usage(**answer.usage.as_dict())
             yield event(OpenAIChunk(**self.head, choices=[], usage=usage).model_dump_json())

@@ -115,24 +115,24 @@ class SpecStream:
     """The spec's events: the first piece says the role, the last carries finish_reason and usage."""
 
     def __init__(self, answer: AnswerStream):
-        self.id, self.created = answer.id, answer.created
-        self.first = True
-
-    def _event(self, **fields: Any) -> bytes:
-        head = {"code": 0, "msg": "", "id": self.id, "created": self.created}
-        return event(SpecChunk(**(head | fields)).model_dump_json())
+        self.head = {"code": 0, "msg": "", "id": answer.id, "created": answer.created}
+        # One chunk whose text each piece replaces: serializing it costs less than building one.
+        self.delta = Delta(role="assistant", content="")
+        self.chunk = SpecChunk(**self.head, choices=[SpecDeltaChoice(delta=self.delta, index=0, finish_reason=None)])
 
     def opening(self) -> Iterable[bytes]:
         return ()
 
     def piece(self, text: str) -> bytes:
-        delta = Delta(role="assistant", content=text) if self.first else Delta(content=text)
-        self.first = False
-        return self._event(choices=[SpecDeltaChoice(delta=delta, index=0, finish_reason=None)])
+        self.delta.content = text
+        data = event(self.chunk.model_dump_json())
+        self.delta.role = None  # said once, in the first piece
+        return data
 
     def closing(self, answer: AnswerStream) -> Iterable[bytes]:
         last = SpecDeltaChoice(delta=Delta(), index=0, finish_reason=answer.finish_reason)
-        yield self._event(choices=[last], usage=usage_of(answer.usage))
+        yield event(SpecChunk(**self.head, choices=[last], usage=usage_of(answer.usage)).model_dump_json())
 
     def failure(self, error: ChatError, answer: AnswerStream) -> bytes:
-        return self._event(code=error.failure.code, msg=error.message, usage=usage_of(answer.usage))
+        failed = self.head | {"code": error.failure.code, "msg": error.message}
+        return event(SpecChunk(**failed, usage=usage_of(answer.usage)).model_dump_json())
