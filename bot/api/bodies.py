@@ -9,12 +9,15 @@ bot/chat/dialogue.py's. Responses are built from these classes too, so a body ma
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from bot.chat.dialogue import MAX_MESSAGES
 from bot.store.apikeys import KEY_RE
+
+if TYPE_CHECKING:
+    from bot.chat.usage import Usage as Counted
 
 MAX_USER_CHARS = 256
 MAX_MODEL_CHARS = 256  # echoed in every chunk of a stream: a 250 KB name would make a 63 MB stream
@@ -115,6 +118,11 @@ class Usage(Answer):
     prompt_tokens: Annotated[int, Field(ge=0)]
     completion_tokens: Annotated[int, Field(ge=0)]
     total_tokens: Annotated[int, Field(ge=0)]
+
+
+def usage_of(counted: Counted) -> Usage:
+    """The usage the chat core counted, as an answer carries it."""
+    return Usage(**counted.as_dict())
 
 
 def _is_none(value: object) -> bool:

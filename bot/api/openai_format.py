@@ -24,7 +24,7 @@ from bot.api.bodies import (
     OpenAIDeltaChoice,
     OpenAIError,
     TextPart,
-    Usage,
+    usage_of,
 )
 from bot.api.refusals import validated
 from bot.api.responses import json_response
@@ -111,7 +111,7 @@ def openai_completion(completion: Completion, model: str) -> OpenAICompletion:
         created=completion.created,
         model=model,
         choices=[choice],
-        usage=Usage(**completion.usage.as_dict()),
+        usage=usage_of(completion.usage),
         system_fingerprint=None,
     )
 
@@ -141,8 +141,7 @@ class OpenAIStream:
     def closing(self, answer: AnswerStream) -> Iterable[bytes]:
         yield event(self._chunk(Delta(), answer.finish_reason).model_dump_json(exclude=self.exclude))
         if self.exclude is None:
-            usage = Usage(**answer.usage.as_dict())
-            yield event(OpenAIChunk(**self.head, choices=[], usage=usage).model_dump_json())
+            yield event(OpenAIChunk(**self.head, choices=[], usage=usage_of(answer.usage)).model_dump_json())
         yield event("[DONE]")
 
     def failure(self, error: ChatError, answer: AnswerStream) -> bytes:

@@ -92,53 +92,68 @@ def _errors(spec: tuple[Failure, ...] = (), openai: tuple[Failure, ...] = ()) ->
     return responses
 
 
-def _paths() -> dict[str, Any]:
-    spec_ok = _json("SpecCompletion") | _events({"$ref": REF.format(model="SpecChunk")}, "a piece; the last has usage")
-    openai_chunk = {"anyOf": [{"$ref": REF.format(model=m)} for m in ("OpenAIChunk", "OpenAIError")]}
-    openai_ok = _json("OpenAICompletion", "SpecCompletion") | _events(
-        openai_chunk, "a chunk, an error, or [DONE]", "[DONE]"
-    )
-    models = {"security": [{"bearer": []}]}
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": REF.format(model=name)}
+
+
+def _spec_chat() -> dict[str, Any]:
+    events = _events(_ref("SpecChunk"), "a piece; the last has usage")
+    return {
+        "operationId": "specChatCompletions",
+        "summary": "Answer the last user message of a dialogue (the spec's door)",
+        "security": [],
+        "requestBody": {"required": True, "content": _json("SpecChatRequest")},
+        "responses": {"200": {"description": "the answer, or its events", "content": _json("SpecCompletion") | events}}
+        | _errors(spec=CHAT_FAILURES),
+    }
+
+
+def _openai_chat() -> dict[str, Any]:
+    chunk = {"anyOf": [_ref("OpenAIChunk"), _ref("OpenAIError")]}
+    answer = _json("OpenAICompletion", "SpecCompletion") | _events(chunk, "a chunk, an error, or [DONE]", "[DONE]")
+    body = {"anyOf": [_ref("OpenAIChatRequest"), _ref("SpecChatRequest")]}
+    return {
+        "operationId": "openaiChatCompletions",
+        "summary": "OpenAI's chat completions; a spec body without Authorization is the spec's door",
+        "security": [{"bearer": []}, {}],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+        "responses": {"200": {"description": "chat.completion, or chunks ending with [DONE]", "content": answer}}
+        | _errors(spec=CHAT_FAILURES, openai=CHAT_FAILURES),
+    }
+
+
+def _model_list() -> dict[str, Any]:
+    return {
+        "operationId": "listModels",
+        "summary": "The model this service answers with",
+        "security": [{"bearer": []}],
+        "responses": {"200": {"description": "the configured model", "content": _json("ModelList")}}
+        | _errors(openai=MODEL_FAILURES),
+    }
+
+
+def _model() -> dict[str, Any]:
     model_id = {"name": "model_id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
     return {
-        "/api/v1/chat/completions": {"post": {
-            "operationId": "specChatCompletions",
-            "summary": "Answer the last user message of a dialogue (the spec's door)",
-            "security": [],
-            "requestBody": {"required": True, "content": _json("SpecChatRequest")},
-            "responses": {"200": {"description": "the answer, or with stream: true its events", "content": spec_ok}}
-            | _errors(spec=CHAT_FAILURES),
-        }},
-        "/v1/chat/completions": {"post": {
-            "operationId": "openaiChatCompletions",
-            "summary": "OpenAI's chat completions; a spec body without Authorization is the spec's door",
-            "security": [{"bearer": []}, {}],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": {"anyOf": [
-                {"$ref": REF.format(model="OpenAIChatRequest")}, {"$ref": REF.format(model="SpecChatRequest")}
-            ]}}}},
-            "responses": {"200": {"description": "chat.completion, or chunks ending with [DONE]", "content": openai_ok}}
-            | _errors(spec=CHAT_FAILURES, openai=CHAT_FAILURES),
-        }},
-        "/v1/models": {"get": models | {
-            "operationId": "listModels",
-            "summary": "The model this service answers with",
-            "responses": {"200": {"description": "the configured model", "content": _json("ModelList")}}
-            | _errors(openai=MODEL_FAILURES),
-        }},
-        "/v1/models/{model_id}": {"get": models | {
-            "operationId": "retrieveModel",
-            "summary": "One model, if it is the configured one",
-            "parameters": [model_id],
-            "responses": {"200": {"description": "the model", "content": _json("Model")}}
-            | _errors(openai=(*MODEL_FAILURES, Failure.NOT_FOUND)),
-        }},
-        "/api/v1/openapi.json": {"get": {
-            "operationId": "openapiDocument",
-            "summary": "This document",
-            "security": [],
-            "responses": {"200": {"description": "OpenAPI 3.1", "content": _ANY_OBJECT}},
-        }},
-    }  # fmt: skip
+        "operationId": "retrieveModel",
+        "summary": "One model, if it is the configured one",
+        "security": [{"bearer": []}],
+        "parameters": [model_id],
+        "responses": {"200": {"description": "the model", "content": _json("Model")}}
+        | _errors(openai=(*MODEL_FAILURES, Failure.NOT_FOUND)),
+    }
+
+
+def _paths() -> dict[str, Any]:
+    document = {"operationId": "openapiDocument", "summary": "This document", "security": []}
+    document["responses"] = {"200": {"description": "OpenAPI 3.1", "content": _ANY_OBJECT}}
+    return {
+        "/api/v1/chat/completions": {"post": _spec_chat()},
+        "/v1/chat/completions": {"post": _openai_chat()},
+        "/v1/models": {"get": _model_list()},
+        "/v1/models/{model_id}": {"get": _model()},
+        "/api/v1/openapi.json": {"get": document},
+    }
 
 
 @cache

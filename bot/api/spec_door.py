@@ -25,7 +25,7 @@ from bot.api.bodies import (
     SpecCompletion,
     SpecDeltaChoice,
     SpecError,
-    Usage,
+    usage_of,
 )
 from bot.api.openapi import openapi_document
 from bot.api.refusals import validated
@@ -34,7 +34,6 @@ from bot.api.responses import json_response, stream_response
 from bot.chat.core import AnswerStream, Completion
 from bot.chat.dialogue import Turn, check_dialogue
 from bot.chat.sse import event
-from bot.chat.usage import Usage as Counted
 from bot.errors import ChatError, Failure
 from bot.errors_http import answer_failures
 from bot.extensions import services
@@ -92,10 +91,6 @@ def serve(body: dict[str, Any]) -> Response:
     completion = chat.complete(turns, payer)
     note_answer(completion.id, completion.usage.total_tokens)  # on the request's one log line
     return json_response(spec_completion(completion))
-
-
-def usage_of(counted: Counted) -> Usage:
-    return Usage(**counted.as_dict())
 
 
 def spec_completion(completion: Completion) -> SpecCompletion:
