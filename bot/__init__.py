@@ -30,11 +30,13 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     app.extensions["bot"] = svc = build_services(settings)
     app.extensions["courier"], app.extensions["dispatcher"] = _wechat_door(svc)
 
-    from bot import cli, edge, errors_http, observe, ops
-    from bot.api import bp as api_bp
+    from bot import cli, edge, errors_http, metrics, observe, ops
+    from bot.api import openai_door, spec_door
     from bot.wechat.views import bp as wechat_bp
 
-    app.register_blueprint(api_bp)
+    for door in (spec_door.bp, openai_door.bp):
+        app.register_blueprint(door)
+        metrics.name_door(door.url_prefix or "", door.name)  # a request's door is its blueprint's
     app.register_blueprint(wechat_bp)
     app.register_blueprint(ops.bp)
     observe.register(app, settings.log_content)

@@ -47,14 +47,20 @@ CONNECTIONS_REFUSED = Counter(
 )
 
 _door: ContextVar[str] = ContextVar("xiaoyi_door", default="")
+_DOOR_PREFIXES: dict[str, str] = {}  # a JSON door's path prefix → its name, as create_app registers it
+
+
+def name_door(prefix: str, door: str) -> None:
+    """Name the door whose blueprint serves under `prefix` (the blueprint's own url_prefix)."""
+    _DOOR_PREFIXES[prefix.rstrip("/") + "/"] = door
 
 
 def door_of(path: str) -> str:
-    """Which door a request path belongs to, as /metrics and the request log name it."""
-    if path.startswith("/api/"):
-        return "api"
-    if path.startswith("/v1/"):
-        return "openai"
+    """Which door a request path belongs to, as /metrics and the request log name it. Also asked
+    before any route is matched: a 408 is answered before Flask sees the request."""
+    for prefix, door in _DOOR_PREFIXES.items():
+        if path.startswith(prefix):
+            return door
     if path == "/wechat":
         return "wechat"
     if path in ("/healthz", "/readyz", "/metrics"):

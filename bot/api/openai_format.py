@@ -7,16 +7,31 @@ Fields the service has no use for (tools, logprobs, …) are ignored, as the spe
 
 from __future__ import annotations
 
-import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Response, jsonify
+from flask import Response
 
-from bot.api.request import read_stream_flag, read_user
-from bot.chat.core import Completion, Options
-from bot.chat.dialogue import Turn, parse_with_system
-from bot.errors import ChatError, Failure, shown
+from bot.api.bodies import (
+    Delta,
+    ErrorDetail,
+    OpenAIAnswerMessage,
+    OpenAIChatRequest,
+    OpenAIChoice,
+    OpenAIChunk,
+    OpenAICompletion,
+    OpenAIDeltaChoice,
+    OpenAIError,
+    TextPart,
+    usage_of,
+)
+from bot.api.refusals import validated
+from bot.api.responses import json_response
+from bot.chat.core import AnswerStream, Completion, Options
+from bot.chat.dialogue import Turn, check_with_system
+from bot.chat.sse import event
+from bot.errors import ChatError, Failure
 
 # Failure → (HTTP status, OpenAI error type, OpenAI error code), as OpenAI's API answers them.
 # Out of balance is OpenAI's 429 insufficient_quota, which its SDKs raise as RateLimitError.
@@ -32,28 +47,23 @@ _ERRORS: dict[Failure, tuple[int, str, str | None]] = {
 }
 
 
-def error_body(failure: Failure, message: str) -> tuple[dict[str, Any], int]:
+def error_body(failure: Failure, message: str) -> tuple[OpenAIError, int]:
     """OpenAI's `{"error": {message, type, param, code}}` and its HTTP status for a Failure."""
     status, kind, code = _ERRORS.get(failure) or (failure.http_status, _kind(failure.http_status), None)
-    return {"error": {"message": message, "type": kind, "param": None, "code": code}}, status
+    return OpenAIError(error=ErrorDetail(message=message, type=kind, param=None, code=code)), status
 
 
 def _kind(status: int) -> str:
     return "server_error" if status >= 500 else "invalid_request_error"
 
 
-def error_response(failure: Failure, message: str, retry_after: int | None = None) -> Response:
-    body, status = error_body(failure, message)
-    response = jsonify(body)
-    response.status_code = status
+def openai_error(failure: Failure, message: str, retry_after: int | None = None) -> Response:
+    response = json_response(*error_body(failure, message))
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
     if failure is Failure.QUOTA_EXHAUSTED:
         response.headers["x-should-retry"] = "false"  # a 429 the SDKs must not retry: it will not pass
     return response
-
-
-MAX_MODEL_CHARS = 256
 
 
 @dataclass(frozen=True)
@@ -68,104 +78,71 @@ class ChatRequest:
 
 def parse_request(body: dict[str, Any], default_model: str) -> ChatRequest:
     """An OpenAI chat-completions body, validated, or ChatError naming the field and what it got."""
-    model = _model(body.get("model"), default_model)
-    n = body.get("n")
-    if n not in (None, 1) or isinstance(n, bool):
-        raise ChatError(Failure.BAD_REQUEST, f"n must be 1 (one answer per request), got {shown(n)}")
-    system, turns = parse_with_system(_flatten(body.get("messages")))
-    stream = read_stream_flag(body)
+    req = validated(OpenAIChatRequest, body)
+    if req.stream_options is not None and not req.stream:
+        raise ChatError(Failure.BAD_REQUEST, "stream_options is only allowed with stream: true")
+    system, turns = check_with_system([Turn(m.role, _text(m.content)) for m in req.messages])
     options = Options(
-        max_tokens=_max_tokens(body),
-        temperature=_number(body, "temperature", 0.0, 2.0),
-        top_p=_number(body, "top_p", 0.0, 1.0),
+        max_tokens=req.max_tokens if req.max_tokens is not None else req.max_completion_tokens,
+        temperature=req.temperature,
+        top_p=req.top_p,
         system=system,
     )
-    return ChatRequest(model, turns, options, stream, _include_usage(body, stream), read_user(body))
+    include_usage = req.stream_options is not None and req.stream_options.include_usage
+    return ChatRequest(req.model or default_model, turns, options, bool(req.stream), include_usage, req.user or None)
 
 
-def _model(model: Any, default_model: str) -> str:
-    """The model named, echoed in the answer and in every chunk of a stream: a string (absent or
-    empty: the configured one) of at most 256 characters, or a 250 KB name would make a 63 MB stream."""
-    if model is None or model == "":
-        return default_model
-    if not isinstance(model, str):
-        raise ChatError(Failure.BAD_REQUEST, f"model must be a string, got {type(model).__name__}")
-    if len(model) > MAX_MODEL_CHARS:
-        raise ChatError(Failure.BAD_REQUEST, f"model has {len(model)} characters, at most {MAX_MODEL_CHARS}")
-    return model
-
-
-def _number(body: dict[str, Any], name: str, low: float, high: float) -> float | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ChatError(Failure.BAD_REQUEST, f"{name} must be a number, got {shown(value)}")
-    if not low <= value <= high:
-        raise ChatError(Failure.BAD_REQUEST, f"{name} must be between {low:g} and {high:g}, got {shown(value)}")
-    return float(value)
-
-
-def _max_tokens(body: dict[str, Any]) -> int | None:
-    name = "max_tokens" if body.get("max_tokens") is not None else "max_completion_tokens"
-    value = body.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ChatError(Failure.BAD_REQUEST, f"{name} must be a positive integer, got {shown(value)}")
-    return value
-
-
-def _include_usage(body: dict[str, Any], stream: bool) -> bool:
-    options = body.get("stream_options")
-    if options is None:
-        return False
-    if not stream:
-        raise ChatError(Failure.BAD_REQUEST, "stream_options is only allowed with stream: true")
-    if not isinstance(options, dict) or not isinstance(options.get("include_usage", False), bool):
-        detail = f"stream_options must be like {{'include_usage': true}}, got {shown(options)}"
-        raise ChatError(Failure.BAD_REQUEST, detail)
-    return options.get("include_usage", False)
-
-
-def _flatten(messages: Any) -> Any:
-    """OpenAI lets content be a list of parts; text parts are joined, anything else is refused."""
-    if not isinstance(messages, list):
-        return messages
-    return [
-        _flatten_one(i, m) if isinstance(m, dict) and isinstance(m.get("content"), list) else m
-        for i, m in enumerate(messages)
-    ]
-
-
-def _flatten_one(i: int, message: dict[str, Any]) -> dict[str, Any]:
-    texts = []
-    for j, part in enumerate(message["content"]):
-        kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-        if kind != "text" or not isinstance(part.get("text"), str):
-            detail = f"messages[{i}].content[{j}] must be a text part, got {shown(kind)}"
-            raise ChatError(Failure.INVALID_MESSAGES, detail)
-        texts.append(part["text"])
-    return {**message, "content": "".join(texts)}
+def _text(content: str | list[TextPart]) -> str:
+    """OpenAI lets content be a list of text parts: they are joined."""
+    return content if isinstance(content, str) else "".join(part.text for part in content)
 
 
 def chat_id(answer_id: str) -> str:
     return "chatcmpl-" + answer_id.removeprefix("as-")
 
 
-def completion_body(completion: Completion, model: str) -> dict[str, Any]:
-    message = {"role": "assistant", "content": completion.content, "refusal": None}
-    return {
-        "id": chat_id(completion.id),
-        "object": "chat.completion",
-        "created": completion.created,
-        "model": model,
-        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": completion.finish_reason}],
-        "usage": completion.usage.as_dict(),
-        "system_fingerprint": None,
-    }
+def openai_completion(completion: Completion, model: str) -> OpenAICompletion:
+    """OpenAI's chat.completion body, echoing the model the caller named."""
+    message = OpenAIAnswerMessage(role="assistant", content=completion.content, refusal=None)
+    choice = OpenAIChoice(index=0, message=message, logprobs=None, finish_reason=completion.finish_reason)
+    return OpenAICompletion(
+        id=chat_id(completion.id),
+        object="chat.completion",
+        created=completion.created,
+        model=model,
+        choices=[choice],
+        usage=usage_of(completion.usage),
+        system_fingerprint=None,
+    )
 
 
-def chunk(head: dict[str, Any], delta: dict[str, str], finish_reason: str | None) -> dict[str, Any]:
-    """One `chat.completion.chunk`; `head` has id, object, created, model (and usage: null)."""
-    return {**head, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}
+class OpenAIStream:
+    """chat.completion.chunk events, [DONE] last; an error after the first is an error event instead."""
+
+    def __init__(self, answer: AnswerStream, req: ChatRequest):
+        self.head = {"id": chat_id(answer.id), "object": "chat.completion.chunk", "created": answer.created}
+        self.head |= {"model": req.model, "system_fingerprint": None}
+        self.exclude = None if req.include_usage else {"usage"}  # usage: null until the last, if asked for
+        # One chunk whose text each piece replaces: serializing it costs less than building one.
+        self.delta = Delta(content="")
+        self.chunk = self._chunk(self.delta)
+
+    def _chunk(self, delta: Delta, finish_reason: str | None = None) -> OpenAIChunk:
+        choice = OpenAIDeltaChoice(index=0, delta=delta, logprobs=None, finish_reason=finish_reason)
+        return OpenAIChunk(**self.head, choices=[choice])
+
+    def opening(self) -> Iterable[bytes]:
+        yield event(self._chunk(Delta(role="assistant", content="")).model_dump_json(exclude=self.exclude))
+
+    def piece(self, text: str) -> bytes:
+        self.delta.content = text
+        return event(self.chunk.model_dump_json(exclude=self.exclude))
+
+    def closing(self, answer: AnswerStream) -> Iterable[bytes]:
+        yield event(self._chunk(Delta(), answer.finish_reason).model_dump_json(exclude=self.exclude))
+        if self.exclude is None:
+            yield event(OpenAIChunk(**self.head, choices=[], usage=usage_of(answer.usage)).model_dump_json())
+        yield event("[DONE]")
+
+    def failure(self, error: ChatError, answer: AnswerStream) -> bytes:
+        return event(error_body(error.failure, error.message)[0].model_dump_json())

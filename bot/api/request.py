@@ -1,24 +1,18 @@
-"""What both JSON doors read the same way: the body, the `user` field, who pays, and how to stream."""
+"""How both JSON doors read a body: a JSON object, whatever the Content-Type, or a clear 400.
+
+What the object must hold is its door's model (bot/api/bodies.py).
+"""
 
 from __future__ import annotations
 
 import json
-import logging
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Response, g, request
+from flask import request
 
 from bot.errors import ChatError, Failure, shown
-from bot.extensions import services
-from bot.store.quota import KeyPayer
-from bot.store.vault import log_id
 
-logger = logging.getLogger(__name__)
-
-MAX_USER_CHARS = 256
 _A_KEY = "\x00key"  # a path step naming an object's key rather than its value
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
@@ -75,61 +69,3 @@ def _path_text(path: tuple[str | int, ...]) -> str:
         else:
             text += ("." if text else "") + (part if part.isascii() and part.isidentifier() else shown(part))
     return text
-
-
-def read_stream_flag(body: dict[str, Any]) -> bool:
-    stream = body.get("stream", False)
-    if stream is None:
-        return False
-    if not isinstance(stream, bool):
-        raise ChatError(Failure.BAD_REQUEST, f"stream must be true or false, got {shown(stream)}")
-    return stream
-
-
-def read_user(body: dict[str, Any]) -> str | None:
-    """The optional end-user id: a string of at most 256 characters."""
-    user = body.get("user")
-    if user is not None and not isinstance(user, str):
-        raise ChatError(Failure.BAD_REQUEST, f"user must be a string, got {type(user).__name__}")
-    if user is not None and len(user) > MAX_USER_CHARS:
-        raise ChatError(Failure.BAD_REQUEST, f"user has {len(user)} characters, at most {MAX_USER_CHARS}")
-    return user or None
-
-
-@dataclass(frozen=True)
-class ApiKey:
-    """A request's key, well-formed: itself (never logged) and the fingerprint it is found under."""
-
-    key: str = field(repr=False)
-    fingerprint: str
-
-
-def api_key_of(key: Any) -> ApiKey:
-    """A well-formed key, or ChatError (missing, or cannot be a key). No Redis: whether the key
-    exists is the ledger's first question."""
-    if key is None or key == "":
-        raise ChatError(Failure.MISSING_KEY)
-    if not isinstance(key, str):
-        raise ChatError(Failure.INVALID_KEY, f"the key must be a string, got {type(key).__name__}")
-    key = key.strip()
-    fingerprint = services().keys.fingerprint(key)
-    if fingerprint is None:
-        raise ChatError(Failure.INVALID_KEY, "expected 'sk-' followed by 48 letters or digits")
-    g.log_id = log_id(fingerprint)  # the request's log line names the key by this, never the key
-    return ApiKey(key, fingerprint)
-
-
-def key_payer(api_key: ApiKey, user: str | None) -> KeyPayer:
-    """The key paying for this request. A request for a `user` costs one more Redis read: its block.
-    During a BOT_SECRET rotation a key the ledger does not find is looked for under the previous one."""
-    svc = services()
-    blocked = bool(user) and svc.blocks.user_blocked(user)
-    return svc.ledger.payer(api_key.fingerprint, user, blocked, lambda: svc.keys.adopt(api_key.key))
-
-
-def event_stream(events: Iterator[bytes]) -> Response:
-    """A text/event-stream response whose events reach the client as they are made."""
-    response = Response(events, mimetype="text/event-stream")
-    response.headers["Cache-Control"] = "no-cache"
-    response.headers["X-Accel-Buffering"] = "no"  # nginx and friends: do not hold events back
-    return response

@@ -1,0 +1,70 @@
+"""The OpenAI-compatible door: `POST /v1/chat/completions`, `GET /v1/models`, `Authorization: Bearer`.
+
+Same dialogue rules, trimming, quota and limits as the spec's door, so a follower's key works with
+the official OpenAI SDKs. A request with no Authorization header whose body carries
+`api_secret_key` is the spec's own curl example (it posts here): it is served exactly as
+/api/v1/chat/completions would, in the spec's format, errors included.
+"""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, Response, request
+
+from bot.api import spec_door
+from bot.api.auth import BEARER_HINT, ApiKey, bearer_key, key_payer, key_required
+from bot.api.bodies import Model, ModelList
+from bot.api.openai_format import ChatRequest, OpenAIStream, openai_completion, openai_error, parse_request
+from bot.api.request import read_json_object
+from bot.api.responses import json_response, stream_response
+from bot.errors import ChatError, Failure, shown
+from bot.errors_http import answer_failures
+from bot.extensions import services
+from bot.observe import note_answer, note_content
+from bot.store.vault import log_id
+
+# The blueprint's name is the door's on /metrics and in the request log.
+bp = Blueprint("openai", __name__, url_prefix="/v1")
+answer_failures(bp, openai_error)
+
+
+@bp.post("/chat/completions")
+def chat_completions() -> Response:
+    if "Authorization" not in request.headers:
+        answer = spec_door.serve_posted_elsewhere()
+        if answer is None:
+            raise ChatError(Failure.MISSING_KEY, BEARER_HINT)
+        return answer
+    return _serve(bearer_key(), parse_request(read_json_object(), services().settings.openai_model))
+
+
+def _serve(api_key: ApiKey, req: ChatRequest) -> Response:
+    started, svc = time.monotonic(), services()
+    note_content(req.turns[-1].content)
+    payer = key_payer(api_key, req.user)
+    if req.stream:
+        answer = svc.chat.stream(req.turns, payer, req.options)
+        return stream_response(answer, OpenAIStream(answer, req), "v1", log_id(api_key.fingerprint), started)
+    completion = svc.chat.complete(req.turns, payer, req.options)
+    note_answer(completion.id, completion.usage.total_tokens)  # on the request's one log line
+    return json_response(openai_completion(completion, req.model))
+
+
+def _model(model_id: str) -> Model:
+    return Model(id=model_id, object="model", created=0, owned_by="xiaoyi-bot")
+
+
+@bp.get("/models")
+@key_required
+def list_models() -> Response:
+    """The one model this service answers with (whatever `model` a request names)."""
+    return json_response(ModelList(object="list", data=[_model(services().settings.openai_model)]))
+
+
+@bp.get("/models/<path:model_id>")
+@key_required
+def retrieve_model(model_id: str) -> Response:
+    if model_id != services().settings.openai_model:
+        raise ChatError(Failure.NOT_FOUND, f"no model {shown(model_id)}; this service offers only /v1/models")
+    return json_response(_model(model_id))
