@@ -80,8 +80,8 @@ class Bot:
                 logger.info("wechat %s refused: %s", openid, claim.refusal.name)
                 return self.decide(openid, msg_id, texts.BLOCKED)
             if claim.owed and not claim.recovered:
-                return self.courier.collect(openid, msg_id, question, claim.turn)
-            self.courier.start(openid, msg_id, question, claim.turn, early=not claim.recovered)
+                return self.courier.collect(openid, msg_id, question, claim.slot)
+            self.courier.start(openid, msg_id, question, claim.slot, early=not claim.recovered)
         reply = self.courier.await_reply(openid, msg_id, claim.deliveries, arrived, chat=question is not None)
         return None if reply is None else self.shown(openid, reply)
 
