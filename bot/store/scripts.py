@@ -65,7 +65,8 @@ class Script:
             keys = [named.pop(name) for name in self.KEYS]
             args = [named.pop(name) for name in self.ARGV]
         except KeyError as missing:
-            raise ScriptContractError(f"{type(self).__name__} needs the input {missing}") from None
+            unknown = sorted(set(named) - {*self.KEYS, *self.ARGV})
+            raise ScriptContractError(f"{type(self).__name__} needs the input {missing}, not {unknown}") from None
         if named or (tail and not self.TAIL):
             raise ScriptContractError(f"{type(self).__name__} takes no input {sorted(named) or 'tail'}")
         if keys and keys[-1] is None:
