@@ -23,6 +23,7 @@ class ClaimStatus(StrEnum):
     DONE = "done"
 
 
+_STATUSES = {status.value: status for status in ClaimStatus}  # a dict: quicker than ClaimStatus(value)
 _REFUSALS = {"": None, "blocked": Failure.BLOCKED, "rate_limited": Failure.RATE_LIMITED}
 
 
@@ -102,7 +103,7 @@ return answer
     def decode(answer: list) -> Claim:
         status, deliveries, reply, recovered, owed, refusal, *slot = answer
         return Claim(
-            ClaimStatus(status), int(deliveries), reply, recovered == 1, int(owed), _REFUSALS[refusal],
+            _STATUSES[status], int(deliveries), reply, recovered == 1, int(owed), _REFUSALS[refusal],
             Slot.decode(slot) if slot else None,
         )  # fmt: skip
 

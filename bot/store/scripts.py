@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Any, ClassVar
 
 import redis
@@ -54,6 +55,9 @@ class Script:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         check_bindings(cls.__name__, cls.LUA, cls.KEYS, cls.ARGV, cls.TAIL)
+        names = (*cls.KEYS, *cls.ARGV)
+        pick = itemgetter(*names)  # in C: a call's inputs cost about a microsecond
+        cls._pick = staticmethod(pick if len(names) > 1 else lambda named: (pick(named),))
 
     def __init__(self, client: redis.Redis):
         self.client = client
@@ -62,16 +66,18 @@ class Script:
     def inputs(self, named: dict[str, Any], tail: tuple = ()) -> tuple[list, list]:
         """KEYS and ARGV in the script's order; a last key given as None is left out (optional)."""
         try:
-            keys = [named.pop(name) for name in self.KEYS]
-            args = [named.pop(name) for name in self.ARGV]
+            values = self._pick(named)
         except KeyError as missing:
             unknown = sorted(set(named) - {*self.KEYS, *self.ARGV})
             raise ScriptContractError(f"{type(self).__name__} needs the input {missing}, not {unknown}") from None
-        if named or (tail and not self.TAIL):
-            raise ScriptContractError(f"{type(self).__name__} takes no input {sorted(named) or 'tail'}")
+        if len(values) != len(named) or (tail and not self.TAIL):
+            unknown = sorted(set(named) - {*self.KEYS, *self.ARGV})
+            raise ScriptContractError(f"{type(self).__name__} takes no input {unknown or 'tail'}")
+        count = len(self.KEYS)
+        keys = list(values[:count])
         if keys and keys[-1] is None:
             keys.pop()
-        return keys, [*args, *tail] if tail else args
+        return keys, [*values[count:], *tail]
 
     def __call__(self, *tail: Any, **named: Any) -> Any:
         """Run the script through redis-py (loads it if Redis lacks it; follows a cluster's moves)."""
