@@ -120,7 +120,8 @@ class Conversation:
         unless the message was deferred, so a delivery waiting for it can answer a round trip
         sooner. Nothing the follower does next needs the script to have run by then: a new question
         waits for the model slot the script frees, and anything else needs the reply read first."""
-        reply = self.word(OwedReply(parts[0], more=len(parts) > 1, writing=False, queued=False))
+        # What the script stores, as read: a lone part as it is, the first of several as an owed reply.
+        reply = parts[0] if len(parts) == 1 else self.word(OwedReply(parts[0], True, writing=False, queued=False))
         finished = self._finish.run(
             *parts, msg=keyspace.message(openid, msg_id), history=keyspace.history(openid),
             busy=keyspace.busy(openid), outbox=keyspace.outbox(openid),
@@ -130,7 +131,9 @@ class Conversation:
             day_ttl=DAY_TTL, handoff_ms=self.handoff_ms, channel=CHANNEL, openid=openid, done_s=self.done,
             sent=lambda: sent(reply),
         )  # fmt: skip
-        return Finished(self.shown(finished.reply), finished.owed)
+        if finished.reply.startswith(OWED):
+            return replace(finished, reply=self.shown(finished.reply))
+        return finished
 
     def decided_reply(self, openid: str, msg_id: str) -> str | None:
         """The reply decided for a message, if any (a delivery on another worker polls this)."""
