@@ -10,6 +10,7 @@ from flask import current_app
 from redis.cluster import RedisCluster
 
 from bot.chat.core import ChatService
+from bot.chat.dialogue import MAX_CHARS
 from bot.chat.providers import OfflineProvider, OpenAIProvider, Provider, ProxyNotSupported
 from bot.store.apikeys import KeyStore
 from bot.store.blocks import Blocklist
@@ -20,6 +21,7 @@ from bot.store.replays import SignedQueries
 from bot.store.stats import Stats
 from bot.store.vault import Vault
 from bot.store.wakeups import Wakeups
+from bot.wechat import texts
 from bot.wechat.client import SharedTokenClient
 from bot.wechat.protocol import WeChatProtocol
 from config.settings import ConfigError, Settings
@@ -88,6 +90,8 @@ def build_services(settings: Settings) -> Services:
             retention_seconds=settings.reply_retention_seconds,
             idle_seconds=settings.history_idle_seconds,
             rpm=settings.limits.openid_rpm,
+            word=texts.owed_reply,
+            history_chars=MAX_CHARS,
         ),
         wakeups=Wakeups(client),
         stats=Stats(client),

@@ -10,11 +10,12 @@ import re
 
 import pytest
 
+from bot.chat.dialogue import MAX_CHARS
 from bot.extensions import services
 from bot.store import keyspace
 from bot.store.apikeys import today
 from bot.store.conversation import Conversation
-from bot.wechat import simulate
+from bot.wechat import simulate, texts
 from tests.conftest import ACCOUNT, ADMIN
 from tests.follower import Follower, flask_post, recorded
 
@@ -151,11 +152,11 @@ def test_a_run_that_finishes_after_its_answered_claim_expired_records_nothing_tw
     """A first run outlived its lease, so a retry redid the message and answered it; the claim then
     keeps 11 minutes, not 24 h. Should the first run finish later still, the follower must not see
     the turn twice in their history, be charged twice, or be owed its parts again."""
-    conv = Conversation(redis, 40, 86400, 86400, rpm=0)
-    assert conv.claim(OPENID, "61", "问", ask=True).turn is not None
-    assert conv.finish_turn(OPENID, "61", "问", "答", 5, ["答一", "答二"], "…").reply == "答一…"  # the redo
+    conv = Conversation(redis, 40, 86400, 86400, rpm=0, word=texts.owed_reply, history_chars=MAX_CHARS)
+    assert conv.claim(OPENID, "61", "问", ask=True).slot is not None
+    assert conv.finish_turn(OPENID, "61", "问", "答", 5, ["答一", "答二"]).reply == "答一" + texts.MORE  # the redo
     redis.delete(keyspace.message(OPENID, "61"))  # its claim's 11 minutes have passed
-    late = conv.finish_turn(OPENID, "61", "问", "答", 5, ["答一", "答二"], "…")  # the first run, at last
+    late = conv.finish_turn(OPENID, "61", "问", "答", 5, ["答一", "答二"])  # the first run, at last
     assert (late.reply, late.owed) == ("", 0)
     assert redis.lrange(keyspace.history(OPENID), 0, -1) == ["问", "答"]
     assert redis.lrange(keyspace.outbox(OPENID), 0, -1) == ["t:答二"]

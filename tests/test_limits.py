@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from redis.crc import key_slot
 
+from bot.chat.dialogue import MAX_CHARS
 from bot.errors import ChatError, Failure
 from bot.store import keyspace
 from bot.store.apikeys import KeyStore
@@ -13,6 +14,7 @@ from bot.store.connection import connect
 from bot.store.conversation import Conversation
 from bot.store.quota import KeyLedger
 from bot.store.vault import Vault
+from bot.wechat import texts
 from tests.conftest import TEST_SECRET
 from tests.helpers import Clock
 
@@ -36,53 +38,58 @@ def refused(call) -> ChatError:
 
 
 def conversation(client, rpm, clock):
-    return Conversation(client, lease_seconds=60, retention_seconds=3600, idle_seconds=3600, rpm=rpm, clock=clock)
+    return Conversation(
+        client, lease_seconds=60, retention_seconds=3600, idle_seconds=3600, rpm=rpm, clock=clock,
+        word=texts.owed_reply, history_chars=MAX_CHARS,
+    )  # fmt: skip
 
 
 _ids = iter(range(10**6))
 
 
 def claim(conv, openid):
-    """A new question from `openid`: its refusal (None if admitted) and seconds to wait."""
-    claimed = conv.claim(openid, f"m{next(_ids)}", "问题", ask=True)
-    return claimed.refusal, -(-claimed.wait_ms // 1000)
+    """A new question from `openid`: its refusal (None if admitted)."""
+    return conv.claim(openid, f"m{next(_ids)}", "问题", ask=True).refusal
 
 
-def test_a_follower_gets_rpm_messages_in_any_minute_then_is_told_when_to_retry(store):
+def test_a_follower_gets_rpm_messages_in_any_minute_and_the_next_once_the_oldest_leaves(store):
     clock = Clock()
     conv = conversation(store, 3, clock)
     for _ in range(3):
-        assert claim(conv, "oAlice") == (None, 0)
+        assert claim(conv, "oAlice") is None
         clock.now += 10
-    assert claim(conv, "oAlice") == (Failure.RATE_LIMITED, 30)  # the first, at t=0, leaves at t=60; now t=30
+    assert claim(conv, "oAlice") is Failure.RATE_LIMITED  # the first, at t=0, leaves at t=60; now t=30
     clock.now += 29.5
-    assert claim(conv, "oAlice") == (Failure.RATE_LIMITED, 1)
+    assert claim(conv, "oAlice") is Failure.RATE_LIMITED
     clock.now += 0.5
-    assert claim(conv, "oAlice") == (None, 0)
-    assert claim(conv, "oAlice") == (Failure.RATE_LIMITED, 10)  # the next oldest is from t=10
+    assert claim(conv, "oAlice") is None
+    clock.now += 9.5
+    assert claim(conv, "oAlice") is Failure.RATE_LIMITED  # the next oldest is from t=10
+    clock.now += 0.5
+    assert claim(conv, "oAlice") is None
 
 
 def test_refused_messages_do_not_count(store):
     clock = Clock()
     conv = conversation(store, 2, clock)
-    assert [claim(conv, "oBob")[0] for _ in range(7)] == [None, None] + [Failure.RATE_LIMITED] * 5
+    assert [claim(conv, "oBob") for _ in range(7)] == [None, None] + [Failure.RATE_LIMITED] * 5
     clock.now += 60
-    assert [claim(conv, "oBob")[0] for _ in range(3)] == [None, None, Failure.RATE_LIMITED]
+    assert [claim(conv, "oBob") for _ in range(3)] == [None, None, Failure.RATE_LIMITED]
 
 
 def test_every_worker_shares_the_same_window(redis_server, store):
     other = connect(redis_server.url)
     clock = Clock()
-    assert claim(conversation(store, 2, clock), "oCarol")[0] is None
-    assert claim(conversation(other, 2, clock), "oCarol")[0] is None
-    assert claim(conversation(store, 2, clock), "oCarol")[0] is Failure.RATE_LIMITED
-    assert claim(conversation(other, 2, clock), "oDave")[0] is None  # another follower has their own window
+    assert claim(conversation(store, 2, clock), "oCarol") is None
+    assert claim(conversation(other, 2, clock), "oCarol") is None
+    assert claim(conversation(store, 2, clock), "oCarol") is Failure.RATE_LIMITED
+    assert claim(conversation(other, 2, clock), "oDave") is None  # another follower has their own window
     other.close()
 
 
 def test_zero_turns_the_follower_limit_off(store):
     conv = conversation(store, 0, Clock())
-    assert all(claim(conv, "oEve")[0] is None for _ in range(200))
+    assert all(claim(conv, "oEve") is None for _ in range(200))
     assert not store.exists(keyspace.follower_rate("oEve"))
 
 
@@ -90,11 +97,11 @@ def test_a_blocked_follower_is_refused_until_unblocked_and_refusals_count_like_a
     clock = Clock()
     conv, blocks = conversation(store, 1, clock), Blocklist(store)
     assert blocks.block_openid("oFrank") and not blocks.block_openid("oFrank")
-    assert claim(conv, "oFrank")[0] is Failure.BLOCKED
+    assert claim(conv, "oFrank") is Failure.BLOCKED
     assert blocks.unblock_openid("oFrank") and not blocks.openid_blocked("oFrank")
-    assert claim(conv, "oFrank")[0] is Failure.RATE_LIMITED  # the refused question was a message of the minute
+    assert claim(conv, "oFrank") is Failure.RATE_LIMITED  # the refused question was a message of the minute
     clock.now += 61
-    assert claim(conv, "oFrank")[0] is None
+    assert claim(conv, "oFrank") is None
 
 
 def reserve(ledger, keys, openid, user=None, user_blocked=False):

@@ -9,9 +9,11 @@ import time
 
 import pytest
 
+from bot.chat.dialogue import MAX_CHARS
 from bot.store import keyspace, wakeups
 from bot.store.conversation import Conversation
 from bot.store.wakeups import CHANNEL, waiting
+from bot.wechat import texts
 from tests.conftest import ACCOUNT
 from tests.follower import Follower, flask_post
 from tests.monitor import Monitor
@@ -45,20 +47,22 @@ def queue_behind_held(app, redis, upstream, count: int) -> tuple[threading.Event
 
 def test_the_slot_goes_in_the_order_questions_arrived_not_the_order_their_workers_queued_them(redis):
     now = [1_000_000.0]
-    conversation = Conversation(redis, 40, 86400, 86400, rpm=0, clock=lambda: now[0])
-    assert conversation.claim(WHO, "1", "q1", ask=True).turn is not None  # with the model
+    conversation = Conversation(
+        redis, 40, 86400, 86400, rpm=0, clock=lambda: now[0], word=texts.owed_reply, history_chars=MAX_CHARS
+    )
+    assert conversation.claim(WHO, "1", "q1", ask=True).slot is not None  # with the model
     for msg_id in ("9", "10"):  # arrive in this order ("10" sorts first as text), a second apart
         now[0] += 1
-        assert conversation.claim(WHO, msg_id, f"q{msg_id}", ask=True).turn is None
+        assert conversation.claim(WHO, msg_id, f"q{msg_id}", ask=True).slot is None
     now[0] += 1
     assert conversation.begin_turn(WHO, "10")[0] is None  # its worker was the quicker to queue it
     assert conversation.begin_turn(WHO, "9")[0] is None
-    conversation.finish_turn(WHO, "1", "q1", "a1", 1, ["a1"], "")
+    conversation.finish_turn(WHO, "1", "q1", "a1", 1, ["a1"])
     assert redis.get(keyspace.busy(WHO)) == "9"  # handed to the one that came first
-    turn, hold_ms = conversation.begin_turn(WHO, "10")
-    assert turn is None and 4000 < hold_ms <= 5000  # still waits: reserved for 9 a few seconds
-    turn, _ = conversation.begin_turn(WHO, "9")
-    assert turn is not None and [t.content for t in turn.history] == ["q1", "a1"]
+    slot, hold_ms = conversation.begin_turn(WHO, "10")
+    assert slot is None and 4000 < hold_ms <= 5000  # still waits: reserved for 9 a few seconds
+    slot, _ = conversation.begin_turn(WHO, "9")
+    assert slot is not None and slot.history == ["q1", "a1"]
     assert redis.zrange(waiting(WHO), 0, -1) == ["10"]
 
 

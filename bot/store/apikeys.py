@@ -23,6 +23,7 @@ from datetime import datetime, timedelta, timezone
 import redis
 
 from bot.store import keyspace
+from bot.store.apikeys_lua import ClaimAccount, Claimed, Grant, RetireKey
 from bot.store.funds import Funds
 from bot.store.keyspace import DAY_TTL
 from bot.store.limits import now_ms
@@ -35,44 +36,6 @@ KEY_ALPHABET = string.ascii_letters + string.digits
 KEY_RE = re.compile(r"^sk-[A-Za-z0-9]{48}$")
 CHINA = timezone(timedelta(hours=8))
 _ISSUE_ATTEMPTS = 5
-
-# KEYS: the account. ARGV: fp, sealed key, created, the `moves` the issuer read ('' for none).
-# Point the follower's account at a new key unless one is there already (answer it: that one wins),
-# taking the funds that waited for it; 0 if those moved since they were read (read them again).
-_CLAIM_ACCOUNT = """
-local existing = redis.call('HGET', KEYS[1], 'key_sealed')
-if existing then return existing end
-if (redis.call('HGET', KEYS[1], 'moves') or '') ~= ARGV[4] then return 0 end
-redis.call('HSET', KEYS[1], 'key_fp', ARGV[1], 'key_sealed', ARGV[2], 'key_created', ARGV[3], 'granted', 1)
-redis.call('HDEL', KEYS[1], 'balance', 'used')
-redis.call('HINCRBY', KEYS[1], 'moves', 1)
-return false
-"""
-
-# KEYS: the key's record, its holds, its revoked holds. ARGV: now_ms, how long revoked holds are kept.
-# Delete the record and answer {balance, used}: what the follower keeps. Holds whose lease has
-# passed come back first. The live ones are their requests' own: kept aside so that each, when it
-# settles, charges the follower what it used and gives back the rest (store/quota.py).
-_RETIRE_KEY = """
-local record = redis.call('HMGET', KEYS[1], 'balance', 'used')
-if not record[1] then return false end
-local balance = tonumber(record[1])
-for _, hold in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])) do
-  balance = balance + tonumber(string.match(hold, ':(%d+)$'))
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
-redis.call('DEL', KEYS[1])
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  redis.call('RENAME', KEYS[2], KEYS[3])
-  redis.call('EXPIRE', KEYS[3], ARGV[2])
-end
-return {balance, tonumber(record[2] or 0)}
-"""
-
-_GRANT = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-return redis.call('HINCRBY', KEYS[1], 'balance', ARGV[1])
-"""
 
 
 def new_key() -> str:
@@ -102,9 +65,7 @@ class KeyStore:
         self.redis = client
         self.vault = vault
         self.grant_tokens = grant_tokens
-        self._claim = client.register_script(_CLAIM_ACCOUNT)
-        self._retire = client.register_script(_RETIRE_KEY)
-        self._grant = client.register_script(_GRANT)
+        self._claim, self._retire, self._grant = ClaimAccount(client), RetireKey(client), Grant(client)
         self.funds = Funds(client)
         self.migration = KeyMigration(client, vault)
 
@@ -150,15 +111,17 @@ class KeyStore:
                 return self._open(sealed, openid), False
             # The key record exists before the account points at it, so a key is never shown unusable.
             key, fp = self._create(openid, int(balance or 0) if granted else self.grant_tokens, int(used or 0))
-            claimed = self._claim(keys=[account], args=[fp, self.vault.seal(key), int(time.time()), moves or ""])
-            if claimed is None:
+            outcome, winner = self._claim(
+                account=account, fp=fp, sealed=self.vault.seal(key), created=int(time.time()), moves=moves or ""
+            )
+            if outcome is Claimed.CLAIMED:
                 if not granted:
                     self.redis.incr(keyspace.key_owners())
                 logger.info("issued %s to %s", log_id(fp), openid)
                 return key, True
             self.redis.delete(keyspace.api_key(fp))  # another worker issued one first, or the funds moved
-            if claimed:
-                return self._open(claimed, openid), False
+            if outcome is Claimed.TAKEN:
+                return self._open(winner, openid), False
         raise RuntimeError(f"the balance of {openid} kept changing while a key was issued")
 
     def _open(self, sealed: str, openid: str) -> str:
@@ -199,10 +162,11 @@ class KeyStore:
         fp = self.fingerprint_of(openid)
         if not fp:
             return False
-        holds = [keyspace.api_key(fp), keyspace.api_key_holds(fp), keyspace.api_key_revoked_holds(fp)]
-        left = self._retire(keys=holds, args=[now_ms(), DAY_TTL])
-        balance, used = (int(left[0]), int(left[1])) if left else (0, 0)
-        self.funds.deposit(openid, balance, used, retired=fp)
+        left = self._retire(
+            record=keyspace.api_key(fp), holds=keyspace.api_key_holds(fp),
+            revoked_holds=keyspace.api_key_revoked_holds(fp), now_ms=now_ms(), revoked_ttl=DAY_TTL,
+        )  # fmt: skip
+        self.funds.deposit(openid, left.balance, left.used, retired=fp)
         logger.info("revoked %s of %s", log_id(fp), openid)
         return True
 
@@ -216,5 +180,5 @@ class KeyStore:
 
     def grant(self, fingerprint: str, tokens: int) -> int | None:
         """Add tokens to a key's balance; the new balance, or None if the key does not exist."""
-        balance = self._grant(keys=[keyspace.api_key(fingerprint)], args=[tokens])
+        balance = self._grant(record=keyspace.api_key(fingerprint), tokens=tokens)
         return None if balance is None else int(balance)

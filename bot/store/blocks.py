@@ -14,12 +14,18 @@ import logging
 import redis
 
 from bot.store import keyspace
+from bot.store.scripts import Script
 
 logger = logging.getLogger(__name__)
 
-# Flag a key record only if it exists: HSET on a revoked key's name would leave a husk of a record.
-_FLAG_IF_EXISTS = """
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'blocked', 1) end
+
+class FlagKey(Script):
+    """Flag a key record blocked only if it exists: HSET on a revoked key's name would leave a husk."""
+
+    KEYS = ("record",)
+    LUA = """
+local record = KEYS[1]
+if redis.call('EXISTS', record) == 1 then redis.call('HSET', record, 'blocked', 1) end
 return 0
 """
 
@@ -27,7 +33,7 @@ return 0
 class Blocklist:
     def __init__(self, client: redis.Redis):
         self.redis = client
-        self._flag = client.register_script(_FLAG_IF_EXISTS)
+        self._flag = FlagKey(client)
 
     def block_user(self, user: str) -> bool:
         """Block a `user` value on every key; False if it was blocked already."""
@@ -64,6 +70,6 @@ class Blocklist:
             return
         record = keyspace.api_key(fingerprint)
         if blocked:
-            self._flag(keys=[record])
+            self._flag(record=record)
         else:
             self.redis.hdel(record, "blocked")

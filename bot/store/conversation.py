@@ -9,70 +9,56 @@ WeChat's retries and replays of its signed delivery can come (11 minutes).
 
 Per follower: `busy` (one model call at a time), `busy:waiting` (the messages waiting for it, in
 order of arrival; bot/store/wakeups.py) and `outbox` (entries `t:<text>` ready to send, or
-`m:<MsgId>` for an answer still being written, in order).
-Every step is one Lua script over one follower's keys, all in one hash slot.
+`m:<MsgId>` for an answer still being written, in order; neither leaves this package).
+Every step is one Lua script over one follower's keys, all in one hash slot (conversation_lua.py,
+slot_lua.py). A reply made of what the follower is owed is stored as what it was made of and worded
+when read, by the `word` the WeChat door gives: no wording goes into a script.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 
 import redis
 
-from bot.chat.dialogue import MAX_CHARS, ROLES
-from bot.chat.dialogue import Turn as DialogueTurn
-from bot.errors import Failure
 from bot.store import keyspace
 from bot.store.apikeys import today
-from bot.store.connection import run_script
-from bot.store.conversation_lua import BEGIN_TURN, CLAIM, COLLECT, DEFER, FINISH_TURN, RECOVER, REPLY
+from bot.store.conversation_lua import (
+    Claim,
+    ClaimMessage,
+    Collected,
+    CollectOwed,
+    DecideReply,
+    DeferAnswer,
+    Deferred,
+    RecoverMessage,
+)
 from bot.store.keyspace import DAY_TTL
 from bot.store.limits import WINDOW_MS, now_ms, request_member
+from bot.store.owed import OWED, OwedReply
+from bot.store.slot_lua import BeginTurn, Begun, Finished, FinishTurn, Slot
 from bot.store.wakeups import CHANNEL, waiting
+
+__all__ = ["Claim", "Collected", "Conversation", "Deferred", "Finished", "OwedReply", "Slot"]
 
 # How long a freed slot stays reserved for the message it was handed to: it takes the slot within
 # milliseconds once woken; if its worker is gone, the next message waiting gets it after this.
 HANDOFF_MS = 5000
 
 
-@dataclass(frozen=True)
-class Turn:
-    """A follower's model slot, taken: today's allowance use and the history to ask with."""
-
-    used_today: int
-    history: list[DialogueTurn]
-
-
-@dataclass(frozen=True)
-class Finished:
-    reply: str  # the reply decided for the message ('' if another run finished it first)
-    owed: int  # parts newly owed: the rest of a long answer, or all of a deferred one
-
-
-@dataclass(frozen=True)
-class Claim:
-    status: str  # new | running | done
-    deliveries: int
-    reply: str  # '' until the reply is decided
-    recovered: bool  # the previous claimant's lease ran out: this delivery runs the message again
-    owed: int  # entries in the follower's outbox
-    refusal: Failure | None = None  # a new question refused: BLOCKED or RATE_LIMITED
-    wait_ms: int = 0
-    turn: Turn | None = None  # a new question's slot, if it was free
-
-
-def _turn(used: int, items: list[str]) -> Turn:
-    return Turn(int(used), [DialogueTurn(ROLES[i % 2], c) for i, c in enumerate(items)])
-
-
 class Conversation:
     def __init__(
-        self, client: redis.Redis, lease_seconds: float, retention_seconds: int, idle_seconds: int, rpm: int,
-        clock: Callable[[], float] = time.time, settled_seconds: int = 660,
+        self, client: redis.Redis, lease_seconds: float, retention_seconds: int, idle_seconds: int, rpm: int, *,
+        word: Callable[[OwedReply], str], history_chars: int, clock: Callable[[], float] = time.time,
+        settled_seconds: int = 660,
     ):  # fmt: skip
+        """`word`: how a reply made of what is owed reads (the door's texts); `history_chars`: the
+        most characters of history kept, oldest turns forgotten first (the dialogue's budget)."""
         self.redis = client
+        self.word = word
+        self.history_chars = history_chars
         self.clock = clock
         self.lease_ms = int(lease_seconds * 1000)
         self.retention = retention_seconds
@@ -85,90 +71,98 @@ class Conversation:
         self.idle = idle_seconds
         self.rpm = rpm
         self.handoff_ms = HANDOFF_MS
-        scripts = (CLAIM, BEGIN_TURN, FINISH_TURN, REPLY, DEFER, COLLECT, RECOVER)
-        self._claim, self._begin, self._finish, self._reply, self._defer, self._collect, self._recover = (
-            client.register_script(s) for s in scripts
-        )
+        self._claim, self._begin, self._finish = ClaimMessage(client), BeginTurn(client), FinishTurn(client)
+        self._reply, self._defer, self._collect = DecideReply(client), DeferAnswer(client), CollectOwed(client)
+        self._recover = RecoverMessage(client)
+
+    def shown(self, stored: str) -> str:
+        """A stored reply as the follower reads it (the same on every delivery)."""
+        owed = OwedReply.decode(stored)
+        return stored if owed is None else self.word(owed)
 
     def claim(self, openid: str, msg_id: str, question: str = "", ask: bool = False) -> Claim:
         """Count one delivery; the first claims the message if the follower's rate allows (else
         `refusal` is RATE_LIMITED and nothing is stored), and for a new question (`ask`) checks their
         block and takes their model slot if it is free. One round trip, on any worker."""
         now = now_ms(self.clock)
-        keys = [
-            keyspace.message(openid, msg_id), keyspace.outbox(openid), keyspace.busy(openid),
-            keyspace.history(openid), keyspace.follower_blocked(openid), keyspace.follower_rate(openid),
-            keyspace.follower_day(openid, today(self.clock())),
-        ]  # fmt: skip
-        args = [now, self.lease_ms, self.retention, question if ask else "", "1" if ask else "0", self.rpm, WINDOW_MS]
-        status, deliveries, reply, recovered, owed, refusal, wait, used, *history = run_script(
-            self.redis, self._claim, keys, [*args, request_member(now), msg_id, self.settled], idempotent=False
-        )
-        return Claim(
-            status, int(deliveries), reply, recovered == 1, int(owed),
-            {0: None, -1: Failure.BLOCKED, -2: Failure.RATE_LIMITED}[refusal], int(wait),
-            _turn(used, history) if used >= 0 else None,
+        claim = self._claim.run(
+            msg=keyspace.message(openid, msg_id), outbox=keyspace.outbox(openid), busy=keyspace.busy(openid),
+            history=keyspace.history(openid), block=keyspace.follower_blocked(openid),
+            rate=keyspace.follower_rate(openid), day=keyspace.follower_day(openid, today(self.clock())),
+            now_ms=now, lease_ms=self.lease_ms, retention_s=self.retention, question=question if ask else "",
+            ask="1" if ask else "0", rpm=self.rpm, window_ms=WINDOW_MS, member=request_member(now), msg_id=msg_id,
+            settled_s=self.settled, idempotent=False,
         )  # fmt: skip
+        if claim.reply.startswith(OWED):
+            return replace(claim, reply=self.shown(claim.reply))
+        return claim
 
-    def begin_turn(self, openid: str, msg_id: str) -> tuple[Turn | None, int]:
+    def begin_turn(self, openid: str, msg_id: str) -> Begun:
         """Take the follower's single model slot for `msg_id` if it is this message's turn (messages
         take it in order of arrival); else queue it: (None, ms the current hold has left)."""
-        keys = [
-            keyspace.busy(openid), keyspace.history(openid), keyspace.follower_day(openid, today(self.clock())),
-            waiting(openid), keyspace.message(openid, msg_id),
-        ]  # fmt: skip
-        args = [msg_id, self.lease_ms, now_ms(self.clock), self.handoff_ms, CHANNEL, openid]
-        answer = self._begin(keys=keys, args=args)
-        if answer[0] == -1:
-            return None, answer[1] if answer[1] > 0 else self.lease_ms
-        return _turn(answer[0], answer[1:]), 0
+        begun = self._begin(
+            busy=keyspace.busy(openid), history=keyspace.history(openid),
+            day=keyspace.follower_day(openid, today(self.clock())), waiting=waiting(openid),
+            msg=keyspace.message(openid, msg_id), msg_id=msg_id, lease_ms=self.lease_ms, now_ms=now_ms(self.clock),
+            handoff_ms=self.handoff_ms, channel=CHANNEL, openid=openid,
+        )  # fmt: skip
+        return begun if begun.slot is not None or begun.hold_ms > 0 else Begun(None, self.lease_ms)
 
     def finish_turn(
-        self, openid: str, msg_id: str, question: str, answer: str, charge: int | None, parts: list[str], more: str,
+        self, openid: str, msg_id: str, question: str, answer: str, charge: int | None, parts: list[str],
         sent: Callable[[str], None] = lambda reply: None,
     ) -> Finished:  # fmt: skip
         """Record the answer and, if `charge` is not None, the turn and its tokens; free the slot (for the
-        next message waiting, woken); decide the reply unless it was deferred. One round trip.
+        next message waiting, woken); decide the reply unless it was deferred: the first of `parts`,
+        the others owed. One round trip; the reply is answered as shown ('' if another run finished).
 
         `sent(reply)` is called once the script is on its way to Redis, with the reply it decides
         unless the message was deferred, so a delivery waiting for it can answer a round trip
         sooner. Nothing the follower does next needs the script to have run by then: a new question
         waits for the model slot the script frees, and anything else needs the reply read first."""
-        keys = [
-            keyspace.message(openid, msg_id), keyspace.history(openid), keyspace.busy(openid),
-            keyspace.outbox(openid), keyspace.follower_day(openid, today(self.clock())), waiting(openid),
-        ]  # fmt: skip
-        ok = charge is not None
-        args = [msg_id, "1" if ok else "0", question, answer, MAX_CHARS, self.idle, self.retention, charge or 0]
-        args += [DAY_TTL, more, self.handoff_ms, CHANNEL, openid, self.done]
-        decided = parts[0] + more if len(parts) > 1 else parts[0]
-        reply, owed = run_script(self.redis, self._finish, keys, [*args, *parts], lambda: sent(decided))
-        return Finished(reply, int(owed))
+        # What the script stores, as read: a lone part as it is, the first of several as an owed reply.
+        reply = parts[0] if len(parts) == 1 else self.word(OwedReply(parts[0], True, writing=False, queued=False))
+        finished = self._finish.run(
+            *parts, msg=keyspace.message(openid, msg_id), history=keyspace.history(openid),
+            busy=keyspace.busy(openid), outbox=keyspace.outbox(openid),
+            day=keyspace.follower_day(openid, today(self.clock())), waiting=waiting(openid),
+            msg_id=msg_id, ok="1" if charge is not None else "0", question=question, answer=answer,
+            budget=self.history_chars, idle_s=self.idle, retention_s=self.retention, charge=charge or 0,
+            day_ttl=DAY_TTL, handoff_ms=self.handoff_ms, channel=CHANNEL, openid=openid, done_s=self.done,
+            sent=lambda: sent(reply),
+        )  # fmt: skip
+        if finished.reply.startswith(OWED):
+            return replace(finished, reply=self.shown(finished.reply))
+        return finished
 
     def decided_reply(self, openid: str, msg_id: str) -> str | None:
         """The reply decided for a message, if any (a delivery on another worker polls this)."""
-        return self.redis.hget(keyspace.message(openid, msg_id), "reply")
+        stored = self.redis.hget(keyspace.message(openid, msg_id), "reply")
+        return None if stored is None else self.shown(stored)
 
     def reply(self, openid: str, msg_id: str, text: str) -> str:
         """Decide the message's reply (the first decision wins) and answer the one decided."""
-        keys = [keyspace.message(openid, msg_id), keyspace.outbox(openid)]
-        return self._reply(keys=keys, args=[text, self.retention])
+        return self.shown(self._reply(msg=keyspace.message(openid, msg_id), reply=text))
 
-    def defer(self, openid: str, msg_id: str, text: str) -> tuple[str, str]:
+    def defer(self, openid: str, msg_id: str, text: str) -> Deferred:
         """Reply `text` now and owe the answer: ('deferred', text), or ('reply', decided) if it was ready."""
-        keys = [keyspace.message(openid, msg_id), keyspace.outbox(openid)]
-        kind, reply = self._defer(keys=keys, args=[text, msg_id, self.retention])
-        return kind, reply
+        kind, stored = self._defer(
+            msg=keyspace.message(openid, msg_id), outbox=keyspace.outbox(openid), reply=text, msg_id=msg_id,
+            retention_s=self.retention,
+        )  # fmt: skip
+        return Deferred(kind, self.shown(stored))
 
-    def collect(self, openid: str, msg_id: str, queue_this: bool, texts: tuple[str, str, str, str]) -> tuple[str, str]:
-        """The message's reply is the oldest thing owed (texts: more, waiting, queued note, nothing)."""
-        keys = [keyspace.message(openid, msg_id), keyspace.outbox(openid)]
-        reply, waiting = self._collect(keys=keys, args=[self.retention, "1" if queue_this else "0", msg_id, *texts])
-        return reply, waiting
+    def collect(self, openid: str, msg_id: str, queue_this: bool) -> Collected:
+        """The message's reply is the oldest thing owed; with `queue_this` its own answer is owed next."""
+        collected = self._collect(
+            msg=keyspace.message(openid, msg_id), outbox=keyspace.outbox(openid), retention_s=self.retention,
+            queue_this="1" if queue_this else "0", msg_id=msg_id,
+        )  # fmt: skip
+        return collected._replace(reply=self.shown(collected.reply))
 
     def recover(self, openid: str, msg_id: str) -> str | None:
         """Take over a message whose lease ran out: its question, or None if it is alive or done."""
-        return self._recover(keys=[keyspace.message(openid, msg_id)], args=[now_ms(self.clock), self.lease_ms])
+        return self._recover(msg=keyspace.message(openid, msg_id), now_ms=now_ms(self.clock), lease_ms=self.lease_ms)
 
     def used_today(self, openid: str) -> int:
         """Tokens the follower's chat has used today (China time)."""

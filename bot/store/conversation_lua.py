@@ -1,238 +1,224 @@
-"""The Lua scripts behind bot/store/conversation.py: each one step of a follower's conversation,
-atomic, over that follower's keys only (one hash slot). Keys and arguments are listed above each."""
+"""The scripts behind a message's claim and reply (bot/store/conversation.py): each one step, atomic,
+over one follower's keys only (one hash slot); its KEYS and ARGV are named on its first lines and in
+its type (bot/store/scripts.py). No script words a reply: a reply made of what the follower is owed
+is stored as what it was made of (bot/store/owed.py) and worded in Python when read.
+"""
 
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import NamedTuple
+
+from bot.errors import Failure
 from bot.store.limits import WINDOW_LUA
+from bot.store.owed import OWED_LUA, OwedReply
+from bot.store.scripts import Script
+from bot.store.slot_lua import TAKE_SLOT_LUA, Slot
 
-# A follower's history is a Redis list of contents: even positions are theirs, odd ones the bot's.
-# A turn is added as a whole pair, and the oldest pairs beyond the spec's budget are forgotten in the
-# same step, so the list never holds an orphan question or two interleaved answers.
-# A Lua function other scripts embed to add a turn in the same atomic step as their own work.
-# Characters, not bytes: count the bytes that start a UTF-8 sequence (Python's len of the text).
-APPEND_PAIR_LUA = """
-local function chars(s) local _, n = string.gsub(s, '[^\\128-\\191]', '') return n end
-local function append_pair(key, question, answer, budget, ttl)
-  redis.call('RPUSH', key, question, answer)
-  local items = redis.call('LRANGE', key, 0, -1)
-  local total = 0
-  for i = 1, #items do total = total + chars(items[i]) end
-  local drop = 0
-  while total > tonumber(budget) and drop < #items do
-    total = total - chars(items[drop + 1]) - chars(items[drop + 2])
-    drop = drop + 2
-  end
-  if drop >= #items then redis.call('DEL', key) return 0 end
-  if drop > 0 then redis.call('LTRIM', key, drop, -1) end
-  redis.call('EXPIRE', key, ttl)
-  return #items - drop
-end
-"""
 
-# A Lua function both CLAIM and BEGIN_TURN embed: take the follower's model slot for message `msg_id`
-# (unless another message holds it) and answer {used today, history…}, or nil while it is taken.
-TAKE_SLOT_LUA = """
-local function take_slot(busy, history, day, msg_id, lease_ms)
-  local holder = redis.call('GET', busy)
-  if holder and holder ~= msg_id then return nil end
-  redis.call('SET', busy, msg_id, 'PX', lease_ms)
-  local answer = {tonumber(redis.call('HGET', day, 'used') or 0)}
-  for _, item in ipairs(redis.call('LRANGE', history, 0, -1)) do table.insert(answer, item) end
-  return answer
-end
-"""
+class ClaimStatus(StrEnum):
+    NEW = "new"  # this delivery claimed the message
+    RUNNING = "running"
+    DONE = "done"
 
-# KEYS: msg, outbox, busy, history, blocked, rate, day. ARGV: now_ms, lease_ms, retention_s, question,
-# ask ('1': a new question for the model), rpm, window_ms, member, msg_id, settled_s.
-# Counts one delivery; the first claims the message. Every new message, whatever it is, counts once
-# toward the follower's rate (their retries find the claim); one over the rate is refused and stores
-# nothing. A new question also checks the block and, if the follower's model slot is free, takes it
-# and reads their history and today's use. Only a question put to the model keeps its text (to redo
-# the call) and the long retention; anything else, a blocked follower's question too, is answered at
-# once and kept `settled_s`, for retries and replays.
-# Answers {status, deliveries, reply, recovered, owed, refusal (0 | -1 blocked | -2 too fast),
-# wait_ms, used (-1: the slot is taken), history…}.
-CLAIM = (
-    WINDOW_LUA
-    + TAKE_SLOT_LUA
-    + """
-local now = tonumber(ARGV[1])
-local owed = redis.call('LLEN', KEYS[2])
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  local deliveries = redis.call('HINCRBY', KEYS[1], 'deliveries', 1)
-  local f = redis.call('HMGET', KEYS[1], 'status', 'reply', 'lease')
+
+_STATUSES = {status.value: status for status in ClaimStatus}  # a dict: quicker than ClaimStatus(value)
+_REFUSALS = {"": None, "blocked": Failure.BLOCKED, "rate_limited": Failure.RATE_LIMITED}
+
+
+@dataclass(frozen=True)
+class Claim:
+    status: ClaimStatus
+    deliveries: int
+    reply: str  # '' until the reply is decided
+    recovered: bool  # the previous claimant's lease ran out: this delivery runs the message again
+    owed: int  # entries in the follower's outbox
+    refusal: Failure | None = None  # a new question refused: BLOCKED or RATE_LIMITED
+    slot: Slot | None = None  # a new question's model slot, if it was free
+
+
+class ClaimMessage(Script):
+    """Count one delivery; the first claims the message. Every new message, whatever it is, counts once
+    toward the follower's rate (their retries find the claim); one over the rate is refused and stores
+    nothing. A new question (`ask`) also checks the block and, if the follower's model slot is free,
+    takes it and reads their history and today's use. Only a question put to the model keeps its text
+    (to redo the call) and the long retention; anything else, a blocked follower's question too, is
+    answered at once and kept `settled_s`, for retries and replays.
+    Answers {status, deliveries, reply, recovered, owed, refusal ('' | 'blocked' | 'rate_limited')},
+    followed by {used today, history…} when it took the slot."""
+
+    KEYS = ("msg", "outbox", "busy", "history", "block", "rate", "day")
+    ARGV = ("now_ms", "lease_ms", "retention_s", "question", "ask", "rpm", "window_ms", "member", "msg_id")
+    ARGV += ("settled_s",)
+    LUA = (
+        WINDOW_LUA
+        + TAKE_SLOT_LUA
+        + """
+local msg = KEYS[1]
+local outbox = KEYS[2]
+local busy = KEYS[3]
+local history = KEYS[4]
+local block = KEYS[5]
+local rate = KEYS[6]
+local day = KEYS[7]
+local now_ms = tonumber(ARGV[1])
+local lease_ms = tonumber(ARGV[2])
+local retention_s = ARGV[3]
+local question = ARGV[4]
+local ask = ARGV[5] == '1'
+local rpm = tonumber(ARGV[6])
+local window_ms = tonumber(ARGV[7])
+local member = ARGV[8]
+local msg_id = ARGV[9]
+local settled_s = ARGV[10]
+local owed = redis.call('LLEN', outbox)
+if redis.call('EXISTS', msg) == 1 then
+  local deliveries = redis.call('HINCRBY', msg, 'deliveries', 1)
+  local f = redis.call('HMGET', msg, 'status', 'reply', 'lease')
   local recovered = 0
-  if f[1] == 'running' and not f[2] and tonumber(f[3] or 0) < now then
-    redis.call('HSET', KEYS[1], 'lease', now + tonumber(ARGV[2]))
+  if f[1] == 'running' and not f[2] and tonumber(f[3] or 0) < now_ms then
+    redis.call('HSET', msg, 'lease', now_ms + lease_ms)
     recovered = 1
   end
-  return {f[1] or '', deliveries, f[2] or '', recovered, owed, 0, 0, -1}
+  return {f[1] or 'done', deliveries, f[2] or '', recovered, owed, ''}
 end
-local ask = ARGV[5] == '1'
-local limit, window = tonumber(ARGV[6]), tonumber(ARGV[7])
-local wait = wait_ms(KEYS[6], limit, now, window)
-if wait > 0 then return {'new', 0, '', 0, owed, -2, wait, -1} end
-admit(KEYS[6], limit, now, window, ARGV[8])
-local blocked = ask and redis.call('EXISTS', KEYS[5]) == 1
-local asked = ask and not blocked
-redis.call('HSET', KEYS[1], 'status', 'running', 'deliveries', 1, 'lease', now + tonumber(ARGV[2]))
-if asked then redis.call('HSET', KEYS[1], 'question', ARGV[4]) end
-redis.call('EXPIRE', KEYS[1], asked and ARGV[3] or ARGV[10])
-if blocked then return {'new', 1, '', 0, owed, -1, 0, -1} end
-if not ask then return {'new', 1, '', 0, owed, 0, 0, -1} end
-local slot = take_slot(KEYS[3], KEYS[4], KEYS[7], ARGV[9], ARGV[2])
-if not slot then return {'new', 1, '', 0, owed, 0, 0, -1} end
-local answer = {'new', 1, '', 0, owed, 0, 0}
-for _, item in ipairs(slot) do table.insert(answer, item) end
+if wait_ms(rate, rpm, now_ms, window_ms) > 0 then return {'new', 0, '', 0, owed, 'rate_limited'} end
+admit(rate, rpm, now_ms, window_ms, member)
+local refused = ask and redis.call('EXISTS', block) == 1
+local asked = ask and not refused
+redis.call('HSET', msg, 'status', 'running', 'deliveries', 1, 'lease', now_ms + lease_ms)
+if asked then redis.call('HSET', msg, 'question', question) end
+redis.call('EXPIRE', msg, asked and retention_s or settled_s)
+if refused then return {'new', 1, '', 0, owed, 'blocked'} end
+local answer = {'new', 1, '', 0, owed, ''}
+if asked then
+  for _, item in ipairs(take_slot(busy, history, day, msg_id, lease_ms) or {}) do table.insert(answer, item) end
+end
 return answer
 """
-)
+    )
 
-# A Lua function BEGIN_TURN and FINISH_TURN embed: give a free slot to the first message waiting for
-# it (`waiting`: a sorted set of message ids by arrival), reserved for `handoff_ms` until that message
-# takes it, and tell the workers on `channel` which message it went to and which one is next. One
-# PUBLISH, and only when a message waits. Answers the message it went to, or nil if none waits.
-HAND_OVER_LUA = """
-local function hand_over(busy, waiting, handoff_ms, channel, openid)
-  local head = redis.call('ZPOPMIN', waiting)[1]
-  if not head then return nil end
-  redis.call('SET', busy, head, 'PX', handoff_ms)
-  local after = redis.call('ZRANGE', waiting, 0, 0)[1] or ''
-  redis.call('PUBLISH', channel, cjson.encode({openid, head, after, tonumber(handoff_ms)}))
-  return head
-end
-"""
+    @staticmethod
+    def decode(answer: list) -> Claim:
+        status, deliveries, reply, recovered, owed, refusal, *slot = answer
+        return Claim(
+            _STATUSES[status], int(deliveries), reply, recovered == 1, int(owed), _REFUSALS[refusal],
+            Slot.decode(slot) if slot else None,
+        )  # fmt: skip
 
-# KEYS: busy, history, day, waiting, msg. ARGV: msg_id, lease_ms, now_ms, handoff_ms, channel, openid.
-# Take the follower's model slot for a message that found it taken, in order of arrival: the slot is
-# this message's if it was handed to it, or if it is free and no earlier message waits (a free slot
-# goes to the first waiting, who was not woken: its worker died, or the holder's lease ran out).
-# Answers {used, history…}, or {-1, ms the current holder's lease or reservation has left} after
-# queuing the message, once, by its claim's lease: set when it arrived (or was taken over), so the
-# queue keeps the order the messages came in, whichever worker gets to queue its message first.
-BEGIN_TURN = (
-    TAKE_SLOT_LUA
-    + HAND_OVER_LUA
-    + """
-local holder = redis.call('GET', KEYS[1])
-if not holder then
-  local first = redis.call('ZRANGE', KEYS[4], 0, 0)[1]
-  if first and first ~= ARGV[1] then holder = hand_over(KEYS[1], KEYS[4], ARGV[4], ARGV[5], ARGV[6]) end
-end
-if not holder or holder == ARGV[1] then
-  redis.call('ZREM', KEYS[4], ARGV[1])
-  return take_slot(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2])
-end
-local arrived = redis.call('HGET', KEYS[5], 'lease') or (tonumber(ARGV[3]) + tonumber(ARGV[2]))
-redis.call('ZADD', KEYS[4], 'NX', arrived, ARGV[1])
-redis.call('PEXPIRE', KEYS[4], 2 * tonumber(ARGV[2]))
-return {-1, redis.call('PTTL', KEYS[1])}
-"""
-)
 
-# KEYS: msg, history, busy, outbox, day, waiting. ARGV: msg_id, ok, question, answer, budget, idle_s,
-# retention_s, charge, day_ttl, more, handoff_ms, channel, openid, done_s, parts…. Records the turn
-# and its charge on today's allowance (if ok) once, and frees the slot: it goes to the next
-# message waiting, if any. Then the reply: unless one was decided already (the answer was deferred),
-# it is the first part (with `more` if others follow) and the others are owed; a deferred answer's
-# parts take its placeholder's place in the outbox instead. The claim drops its question (no run
-# will redo it now) and is kept `done_s` more, for retries, replays and a late second run.
-# Answers {reply, newly_owed}; reply '' if another run finished this message first (its claim may be
-# gone by now: a run outlived by done_s records nothing either).
-FINISH_TURN = (
-    APPEND_PAIR_LUA
-    + HAND_OVER_LUA
-    + """
-local function release()
-  redis.call('ZREM', KEYS[6], ARGV[1])
-  local holder = redis.call('GET', KEYS[3])
-  if holder == ARGV[1] then redis.call('DEL', KEYS[3]) elseif holder then return end
-  hand_over(KEYS[3], KEYS[6], ARGV[11], ARGV[12], ARGV[13])
-end
--- No claim: it was answered (by a run that redid it) long enough ago to have expired.
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status or status == 'done' then release() return {'', 0} end
-if ARGV[2] == '1' then
-  append_pair(KEYS[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6])
-  redis.call('HINCRBY', KEYS[5], 'used', ARGV[8])
-  redis.call('HINCRBY', KEYS[5], 'messages', 1)
-  redis.call('EXPIRE', KEYS[5], ARGV[9])
-end
-redis.call('HSET', KEYS[1], 'status', 'done')
-redis.call('HDEL', KEYS[1], 'question')
-redis.call('EXPIRE', KEYS[1], ARGV[14])
-release()
-local first = 15
-if redis.call('HGET', KEYS[1], 'deferred') ~= '1' then
-  local reply = ARGV[first]
-  if #ARGV > first then
-    reply = reply .. ARGV[10]
-    for i = first + 1, #ARGV do redis.call('RPUSH', KEYS[4], 't:' .. ARGV[i]) end
-    redis.call('EXPIRE', KEYS[4], ARGV[7])
-  end
-  redis.call('HSET', KEYS[1], 'reply', reply)
-  return {reply, #ARGV - first}
-end
-local placeholder, rebuilt = 'm:' .. ARGV[1], {}
-for _, entry in ipairs(redis.call('LRANGE', KEYS[4], 0, -1)) do
-  if entry == placeholder then
-    for i = first, #ARGV do table.insert(rebuilt, 't:' .. ARGV[i]) end
-  else
-    table.insert(rebuilt, entry)
-  end
-end
-redis.call('DEL', KEYS[4])
-if #rebuilt > 0 then redis.call('RPUSH', KEYS[4], unpack(rebuilt)) redis.call('EXPIRE', KEYS[4], ARGV[7]) end
-return {redis.call('HGET', KEYS[1], 'reply') or '', #ARGV - first + 1}
-"""
-)
+class DecideReply(Script):
+    """The first reply decided wins: answers the one decided."""
 
-# KEYS: msg, outbox. ARGV: reply, retention_s. The first reply decided wins.
-REPLY = """
-local existing = redis.call('HGET', KEYS[1], 'reply')
+    KEYS = ("msg",)
+    ARGV = ("reply",)
+    LUA = """
+local msg = KEYS[1]
+local reply = ARGV[1]
+local existing = redis.call('HGET', msg, 'reply')
 if existing then return existing end
-redis.call('HSET', KEYS[1], 'reply', ARGV[1])
-return ARGV[1]
+redis.call('HSET', msg, 'reply', reply)
+return reply
 """
 
-# KEYS: msg, outbox. ARGV: reply, msg_id, retention_s. Give up waiting: answer `reply` now and queue
-# the answer for later. Answers {'reply', text} (decided before: the answer was ready) or {'deferred', text}.
-DEFER = """
-local f = redis.call('HMGET', KEYS[1], 'reply')
-if f[1] then return {'reply', f[1]} end
-redis.call('HSET', KEYS[1], 'reply', ARGV[1], 'deferred', 1)
-redis.call('RPUSH', KEYS[2], 'm:' .. ARGV[2])
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-return {'deferred', ARGV[1]}
+
+class Deferral(StrEnum):
+    DEFERRED = "deferred"  # `reply` now, the answer owed for later
+    READY = "reply"  # a reply was decided before: the answer was ready
+
+
+class Deferred(NamedTuple):
+    kind: Deferral
+    reply: str  # the reply decided for the message, as stored
+
+
+class DeferAnswer(Script):
+    """Give up waiting: answer `reply` now and owe the answer (a placeholder in the outbox), unless a
+    reply was decided before. Answers {kind, the reply decided}."""
+
+    KEYS = ("msg", "outbox")
+    ARGV = ("reply", "msg_id", "retention_s")
+    LUA = """
+local msg = KEYS[1]
+local outbox = KEYS[2]
+local reply = ARGV[1]
+local msg_id = ARGV[2]
+local retention_s = ARGV[3]
+local existing = redis.call('HGET', msg, 'reply')
+if existing then return {'reply', existing} end
+redis.call('HSET', msg, 'reply', reply, 'deferred', 1)
+redis.call('RPUSH', outbox, 'm:' .. msg_id)
+redis.call('EXPIRE', outbox, retention_s)
+return {'deferred', reply}
 """
 
-# KEYS: msg, outbox. ARGV: retention_s, queue_this ('1': the message is a new question whose answer
-# goes to the outbox), msg_id, more, waiting, queued_note, nothing. Hands out the oldest thing the
-# follower is owed as this message's reply. Answers {reply, head} (head: `m:<id>` still waited on).
-COLLECT = """
-local existing = redis.call('HGET', KEYS[1], 'reply')
+    @staticmethod
+    def decode(answer: list) -> Deferred:
+        kind, reply = answer
+        return Deferred(Deferral(kind), reply)
+
+
+class Collected(NamedTuple):
+    reply: str  # the message's reply: as stored (CollectOwed), as shown (Conversation.collect)
+    owed: OwedReply | None  # what the reply is made of, if it is made of what is owed
+    writing: str  # the MsgId of the answer still being written at the head of the outbox, or ''
+
+
+class CollectOwed(Script):
+    """Hand out the oldest thing the follower is owed as this message's reply, and with `queue_this`
+    (a new question whose answer goes to the outbox) owe this message's answer after the rest.
+    Answers {the reply as stored, the MsgId still being written at the outbox's head or ''}."""
+
+    KEYS = ("msg", "outbox")
+    ARGV = ("retention_s", "queue_this", "msg_id")
+    LUA = (
+        OWED_LUA
+        + """
+local msg = KEYS[1]
+local outbox = KEYS[2]
+local retention_s = ARGV[1]
+local queue_this = ARGV[2] == '1'
+local msg_id = ARGV[3]
+local existing = redis.call('HGET', msg, 'reply')
 if existing then return {existing, ''} end
-local head = redis.call('LINDEX', KEYS[2], 0)
-local reply, waiting = ARGV[7], ''
+local head = redis.call('LINDEX', outbox, 0)
+local state, more, part, writing = 'n', '0', '', ''
 if head and string.sub(head, 1, 2) == 'm:' then
-  reply, waiting = ARGV[5], head
+  state, writing = 'w', string.sub(head, 3)
 elseif head then
-  redis.call('LPOP', KEYS[2])
-  reply = string.sub(head, 3)
-  if redis.call('LLEN', KEYS[2]) > 0 then reply = reply .. ARGV[4] end
+  redis.call('LPOP', outbox)
+  state, part = 'p', string.sub(head, 3)
+  if redis.call('LLEN', outbox) > 0 then more = '1' end
 end
-if ARGV[2] == '1' then
-  reply = reply .. ARGV[6]
-  redis.call('HSET', KEYS[1], 'deferred', 1)
-  redis.call('RPUSH', KEYS[2], 'm:' .. ARGV[3])
-  redis.call('EXPIRE', KEYS[2], ARGV[1])
+if queue_this then
+  redis.call('HSET', msg, 'deferred', 1)
+  redis.call('RPUSH', outbox, 'm:' .. msg_id)
+  redis.call('EXPIRE', outbox, retention_s)
 end
-redis.call('HSET', KEYS[1], 'reply', reply)
-return {reply, waiting}
+local reply = owed_reply(state, more, queue_this and '1' or '0', part)
+redis.call('HSET', msg, 'reply', reply)
+return {reply, writing}
 """
+    )
 
-# KEYS: msg. ARGV: now_ms, lease_ms. Take over a message whose worker died: its question, or nil.
-RECOVER = """
-local f = redis.call('HMGET', KEYS[1], 'status', 'lease', 'question')
-if f[1] ~= 'running' or tonumber(f[2] or 0) >= tonumber(ARGV[1]) then return false end
-redis.call('HSET', KEYS[1], 'lease', tonumber(ARGV[1]) + tonumber(ARGV[2]))
+    @staticmethod
+    def decode(answer: list) -> Collected:
+        stored, writing = answer
+        return Collected(stored, OwedReply.decode(stored), writing)
+
+
+class RecoverMessage(Script):
+    """Take over a message whose worker died (its lease has passed): answers its question, or nil."""
+
+    KEYS = ("msg",)
+    ARGV = ("now_ms", "lease_ms")
+    LUA = """
+local msg = KEYS[1]
+local now_ms = tonumber(ARGV[1])
+local lease_ms = tonumber(ARGV[2])
+local f = redis.call('HMGET', msg, 'status', 'lease', 'question')
+if f[1] ~= 'running' or tonumber(f[2] or 0) >= now_ms then return false end
+redis.call('HSET', msg, 'lease', now_ms + lease_ms)
 return f[3]
 """

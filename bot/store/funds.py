@@ -20,35 +20,57 @@ import time
 import redis
 
 from bot.store import keyspace
+from bot.store.scripts import Script
 
 logger = logging.getLogger(__name__)
 
 _ATTEMPTS = 20
 _PAUSE = 0.05  # seconds between attempts: another worker is between the two steps of a revoke
 
-# KEYS: the account. ARGV: the retired key's fingerprint ('' for none), tokens, use.
-# Unhook the retired key if the account still points at it. Then, if the follower has a key, answer
-# its fingerprint (the deposit goes there); else add to the funds waiting for their next key.
-_PARK = """
-if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'key_fp') == ARGV[1] then
-  redis.call('HDEL', KEYS[1], 'key_fp', 'key_sealed', 'key_created')
+
+class Park(Script):
+    """Unhook the `retired` key ('' for none) if the account still points at it. Then, if the follower
+    has a key, answer its fingerprint (the deposit goes there); else add `tokens` and `used` to the
+    funds waiting for their next key, and answer nil."""
+
+    KEYS = ("account",)
+    ARGV = ("retired", "tokens", "used")
+    LUA = """
+local account = KEYS[1]
+local retired = ARGV[1]
+local tokens = ARGV[2]
+local used = ARGV[3]
+if retired ~= '' and redis.call('HGET', account, 'key_fp') == retired then
+  redis.call('HDEL', account, 'key_fp', 'key_sealed', 'key_created')
 end
-local current = redis.call('HGET', KEYS[1], 'key_fp')
+local current = redis.call('HGET', account, 'key_fp')
 if current then return current end
-redis.call('HINCRBY', KEYS[1], 'balance', ARGV[2])
-redis.call('HINCRBY', KEYS[1], 'used', ARGV[3])
-redis.call('HINCRBY', KEYS[1], 'moves', 1)
-redis.call('HSET', KEYS[1], 'granted', 1)
+redis.call('HINCRBY', account, 'balance', tokens)
+redis.call('HINCRBY', account, 'used', used)
+redis.call('HINCRBY', account, 'moves', 1)
+redis.call('HSET', account, 'granted', 1)
 return false
 """
 
-# KEYS: a key's record. ARGV: tokens, use. Add them to a live key; 0 if it is gone (being revoked).
-_CREDIT = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HINCRBY', KEYS[1], 'balance', ARGV[1])
-redis.call('HINCRBY', KEYS[1], 'used', ARGV[2])
+
+class Credit(Script):
+    """Add `tokens` and `used` to a live key: answers whether it was there (not being revoked)."""
+
+    KEYS = ("record",)
+    ARGV = ("tokens", "used")
+    LUA = """
+local record = KEYS[1]
+local tokens = ARGV[1]
+local used = ARGV[2]
+if redis.call('EXISTS', record) == 0 then return 0 end
+redis.call('HINCRBY', record, 'balance', tokens)
+redis.call('HINCRBY', record, 'used', used)
 return 1
 """
+
+    @staticmethod
+    def decode(answer: int) -> bool:
+        return answer == 1
 
 
 class Funds:
@@ -56,8 +78,8 @@ class Funds:
 
     def __init__(self, client: redis.Redis):
         self.redis = client
-        self._park = client.register_script(_PARK)
-        self._credit = client.register_script(_CREDIT)
+        self._park = Park(client)
+        self._credit = Credit(client)
 
     def deposit(self, openid: str, tokens: int, used: int, retired: str = "") -> bool:
         """Give the follower `tokens` and `used`, wherever their funds are now; `retired`: the key
@@ -65,8 +87,8 @@ class Funds:
         placed (a revoke left half done), which is logged with the amounts."""
         account = keyspace.account(openid)
         for attempt in range(_ATTEMPTS):
-            current = self._park(keys=[account], args=[retired if attempt == 0 else "", tokens, used])
-            if current is None or self._credit(keys=[keyspace.api_key(current)], args=[tokens, used]):
+            current = self._park(account=account, retired=retired if attempt == 0 else "", tokens=tokens, used=used)
+            if current is None or self._credit(record=keyspace.api_key(current), tokens=tokens, used=used):
                 return True
             time.sleep(_PAUSE)  # the current key is being retired: its revoke parks the funds next
         logger.error("could not give %s back %d tokens (used %d): their account names a gone key", openid, tokens, used)

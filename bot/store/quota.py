@@ -27,82 +27,10 @@ from bot.store.apikeys import today
 from bot.store.funds import Funds
 from bot.store.holds import Hold, HoldKeeper
 from bot.store.keyspace import DAY_TTL, valid_openid
-from bot.store.limits import WINDOW_LUA, WINDOW_MS, now_ms, rate_limited, request_member
+from bot.store.limits import WINDOW_MS, now_ms, rate_limited, request_member
+from bot.store.quota_lua import Reservation, Reserve, Reserved, Settle
 
 Clock = Callable[[], float]
-
-
-# KEYS: the key's record, its holds, its window, the window of the request's `user` (optional).
-# ARGV: wanted, minimum, now_ms, window_ms, key_rpm, user_rpm, member, user_blocked, hold id, lease_ms.
-# Returns the key's expired holds first. Checks, in order: the key exists, neither its owner nor the
-# `user` is blocked, both windows have room, the balance holds `minimum`; then counts the request and
-# reserves up to `wanted`, held as `<hold id>:<amount>` until the lease passes.
-# Answers {status, reserved, owner, balance, wait_ms}: 1 reserved, 0 unknown key, -1 too little
-# left, -2 blocked, -3 over the key's limit, -4 over the user's limit.
-_RESERVE = (
-    WINDOW_LUA
-    + """
-if redis.call('EXISTS', KEYS[1]) == 0 then return {0, 0, '', 0, 0} end
-local stranded = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
-if #stranded > 0 then
-  local back = 0
-  for _, hold in ipairs(stranded) do back = back + tonumber(string.match(hold, ':(%d+)$')) end
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[3])
-  redis.call('HINCRBY', KEYS[1], 'balance', back)
-  redis.call('HINCRBY', KEYS[1], 'reserved', -back)
-end
-local record = redis.call('HMGET', KEYS[1], 'balance', 'owner', 'blocked')
-if record[3] == '1' or ARGV[8] == '1' then return {-2, 0, record[2], 0, 0} end
-local now, window = tonumber(ARGV[3]), tonumber(ARGV[4])
-local key_wait, user_wait = wait_ms(KEYS[3], tonumber(ARGV[5]), now, window), 0
-if KEYS[4] then user_wait = wait_ms(KEYS[4], tonumber(ARGV[6]), now, window) end
-if user_wait > key_wait then return {-4, 0, record[2], 0, user_wait} end
-if key_wait > 0 then return {-3, 0, record[2], 0, key_wait} end
-admit(KEYS[3], tonumber(ARGV[5]), now, window, ARGV[7])
-if KEYS[4] then admit(KEYS[4], tonumber(ARGV[6]), now, window, ARGV[7]) end
-local balance = tonumber(record[1])
-local minimum = tonumber(ARGV[2])
-if balance < minimum then return {-1, 0, record[2], balance, 0} end
-local amount = math.min(balance, tonumber(ARGV[1]))
-redis.call('HINCRBY', KEYS[1], 'balance', -amount)
-redis.call('HINCRBY', KEYS[1], 'reserved', amount)
-redis.call('ZADD', KEYS[2], now + tonumber(ARGV[10]), ARGV[9] .. ':' .. amount)
-return {1, amount, record[2], balance - amount, 0}
-"""
-)
-
-# KEYS: the key's record, its day, its holds, its revoked holds. ARGV: reserved, actual, day_ttl, hold.
-# Charge the actual usage, drawing on the balance if it exceeds the reservation (never below zero),
-# return the rest. A hold returned already (its lease passed) reserves nothing: all is drawn on the
-# balance. Answers {charged, -1}; or, for a request whose key was revoked while it ran (its hold is
-# among the revoked ones), {charged, the rest of its reservation}, which the caller gives back to
-# the follower, whose funds no longer include it. A key gone otherwise has nothing to settle.
-_SETTLE = """
-local held = redis.call('ZREM', KEYS[3], ARGV[4])
-local reserved, actual = tonumber(ARGV[1]), tonumber(ARGV[2])
-local charge = math.min(actual, reserved)
-local function count(tokens)
-  if tokens <= 0 then return end
-  redis.call('HINCRBY', KEYS[2], 'tokens', tokens)
-  redis.call('HINCRBY', KEYS[2], 'calls', 1)
-  redis.call('EXPIRE', KEYS[2], ARGV[3])
-end
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  if redis.call('ZREM', KEYS[4], ARGV[4]) == 0 then return {0, -1} end
-  count(charge)
-  return {charge, reserved - charge}
-end
-if held == 0 then reserved, charge = 0, 0 end
-if actual > reserved then
-  local balance = tonumber(redis.call('HGET', KEYS[1], 'balance'))
-  charge = charge + math.max(0, math.min(actual - reserved, balance))
-end
-redis.call('HINCRBY', KEYS[1], 'balance', reserved - charge)
-if reserved > 0 then redis.call('HINCRBY', KEYS[1], 'reserved', -reserved) end
-if charge > 0 then redis.call('HINCRBY', KEYS[1], 'used', charge) end
-count(charge)
-return {charge, -1}
-"""
 
 
 class KeyLedger:
@@ -116,8 +44,8 @@ class KeyLedger:
         self.user_rpm = user_rpm
         self.lease_ms = int(lease_seconds * 1000)
         self.clock = clock
-        self._reserve = client.register_script(_RESERVE)
-        self._settle = client.register_script(_SETTLE)
+        self._reserve = Reserve(client)
+        self._settle = Settle(client)
         self.keeper = HoldKeeper(client, self.lease_ms, clock)
         self.funds = Funds(client)
 
@@ -155,44 +83,49 @@ class KeyPayer:
 
     def reserve(self, wanted: int, minimum: int) -> int:
         """Set aside up to `wanted` tokens, or ChatError: unknown key, blocked, rate limited, too poor."""
-        ledger, now = self.ledger, now_ms(self.ledger.clock)
-        fp = self.fingerprint
-        keys = [keyspace.api_key(fp), keyspace.api_key_holds(fp), keyspace.api_key_rate(fp)]
-        if self.user:
-            keys.append(keyspace.api_key_user_rate(fp, self.user))
-        args = [wanted, minimum, now, WINDOW_MS, ledger.key_rpm, ledger.user_rpm, request_member(now)]
-        args += [int(self.user_blocked), self.hold, ledger.lease_ms]
-        status, amount, owner, balance, wait = ledger._reserve(keys=keys, args=args)
-        if status == 0:
+        ledger, now, fp = self.ledger, now_ms(self.ledger.clock), self.fingerprint
+        holds = keyspace.api_key_holds(fp)
+        got = ledger._reserve(
+            record=keyspace.api_key(fp), holds=holds, key_window=keyspace.api_key_rate(fp),
+            user_window=keyspace.api_key_user_rate(fp, self.user) if self.user else None,
+            wanted=wanted, minimum=minimum, now_ms=now, window_ms=WINDOW_MS, key_rpm=ledger.key_rpm,
+            user_rpm=ledger.user_rpm, member=request_member(now), user_blocked=int(self.user_blocked),
+            hold=self.hold, lease_ms=ledger.lease_ms,
+        )  # fmt: skip
+        if got.status is Reserved.UNKNOWN_KEY:
             adopt, self.adopt = self.adopt, None
             if adopt is not None and adopt():  # a key from before a BOT_SECRET rotation, moved now
                 return self.reserve(wanted, minimum)
             raise ChatError(Failure.INVALID_KEY)
-        if status == -2:
-            raise ChatError(Failure.BLOCKED)
-        if status == -3:
-            raise rate_limited(int(wait), f"该 key 每分钟最多 {ledger.key_rpm} 次")
-        if status == -4:
-            raise rate_limited(int(wait), f"该 user 每分钟最多 {ledger.user_rpm} 次")
-        if status == -1:
-            raise ChatError(Failure.QUOTA_EXHAUSTED, f"余额 {balance}，本次请求至少需要 {minimum}")
-        self.owner = owner
-        self.held = Hold(keys[1], f"{self.hold}:{amount}", now + ledger.lease_ms)
+        if got.status is not Reserved.RESERVED:
+            raise self._refusal(got, minimum)
+        self.owner = got.owner
+        self.held = Hold(holds, f"{self.hold}:{got.amount}", now + ledger.lease_ms)
         ledger.keeper.watch(self.held)
-        return int(amount)
+        return got.amount
+
+    def _refusal(self, got: Reservation, minimum: int) -> ChatError:
+        if got.status is Reserved.BLOCKED:
+            return ChatError(Failure.BLOCKED)
+        if got.status is Reserved.KEY_RATE:
+            return rate_limited(got.wait_ms, f"该 key 每分钟最多 {self.ledger.key_rpm} 次")
+        if got.status is Reserved.USER_RATE:
+            return rate_limited(got.wait_ms, f"该 user 每分钟最多 {self.ledger.user_rpm} 次")
+        return ChatError(Failure.QUOTA_EXHAUSTED, f"余额 {got.balance}，本次请求至少需要 {minimum}")
 
     def settle(self, reserved: int, actual: int) -> int:
         """Charge `actual` tokens against `reserved` and return the rest; answers what was charged."""
         if self.held is not None:
             self.ledger.keeper.release(self.held)  # first: a settle that fails leaves a hold to return
         fp = self.fingerprint
-        keys = [keyspace.api_key(fp), keyspace.api_key_day(fp, today()), keyspace.api_key_holds(fp)]
-        keys.append(keyspace.api_key_revoked_holds(fp))
-        args = [reserved, actual, DAY_TTL, f"{self.hold}:{reserved}"]
-        charged, rest = self.ledger._settle(keys=keys, args=args)
-        if rest >= 0 and valid_openid(self.owner):  # its key was revoked meanwhile
-            self.ledger.funds.deposit(self.owner, rest, charged)
-        return int(charged)
+        settled = self.ledger._settle(
+            record=keyspace.api_key(fp), day=keyspace.api_key_day(fp, today()), holds=keyspace.api_key_holds(fp),
+            revoked_holds=keyspace.api_key_revoked_holds(fp), reserved=reserved, actual=actual, day_ttl=DAY_TTL,
+            hold=f"{self.hold}:{reserved}",
+        )  # fmt: skip
+        if settled.returned is not None and valid_openid(self.owner):  # its key was revoked meanwhile
+            self.ledger.funds.deposit(self.owner, settled.returned, settled.charged)
+        return settled.charged
 
 
 class TurnAllowance:

@@ -20,49 +20,92 @@ import redis
 
 from bot.store import keyspace
 from bot.store.keyspace import DAY_TTL
+from bot.store.scripts import Script
 from bot.store.vault import Vault, log_id
 
 logger = logging.getLogger(__name__)
 
 
-# KEYS: the old record, its day counter. Delete both; answer the record's fields and the day's use.
-_DRAIN = """
-local record = redis.call('HGETALL', KEYS[1])
-if #record == 0 then return false end
-local day = redis.call('HMGET', KEYS[2], 'tokens', 'calls')
-redis.call('DEL', KEYS[1], KEYS[2])
-table.insert(record, '__tokens')
-table.insert(record, day[1] or '0')
-table.insert(record, '__calls')
-table.insert(record, day[2] or '0')
-return record
+@dataclass(frozen=True)
+class Drained:
+    record: dict[str, str]  # the old record's fields
+    day_use: tuple[str, str]  # today's tokens and calls
+
+
+class Drain(Script):
+    """Delete an old record and its day counter: answers {today's tokens, calls, field, value, …}, or
+    nil if there is no record."""
+
+    KEYS = ("record", "day")
+    LUA = """
+local record = KEYS[1]
+local day = KEYS[2]
+local fields = redis.call('HGETALL', record)
+if #fields == 0 then return false end
+local use = redis.call('HMGET', day, 'tokens', 'calls')
+redis.call('DEL', record, day)
+local answer = {use[1] or '0', use[2] or '0'}
+for _, item in ipairs(fields) do table.insert(answer, item) end
+return answer
 """
 
-# KEYS: the new record, its day counter. ARGV: the day's tokens and calls, the day's TTL, then field,
-# value, …
-# Never overwrites a record that exists: its balance and use are added to instead.
-_PLACE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  for i = 4, #ARGV, 2 do
-    if ARGV[i] == 'balance' or ARGV[i] == 'used' then redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1]) end
+    @staticmethod
+    def decode(answer: list | None) -> Drained | None:
+        if not answer:
+            return None
+        tokens, calls, *flat = answer
+        return Drained(dict(zip(flat[::2], flat[1::2], strict=True)), (tokens, calls))
+
+
+class Place(Script):
+    """Write a moved record (`fields`: field, value, …) and today's use under the new fingerprint.
+    Never overwrites a record that exists: its balance and use are added to instead."""
+
+    KEYS = ("record", "day")
+    ARGV = ("tokens", "calls", "day_ttl")
+    TAIL = "fields"
+    LUA = """
+local record = KEYS[1]
+local day = KEYS[2]
+local tokens = ARGV[1]
+local calls = ARGV[2]
+local day_ttl = ARGV[3]
+local fields = {unpack(ARGV, 4)}
+if redis.call('EXISTS', record) == 1 then
+  for i = 1, #fields, 2 do
+    if fields[i] == 'balance' or fields[i] == 'used' then redis.call('HINCRBY', record, fields[i], fields[i + 1]) end
   end
 else
-  redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+  redis.call('HSET', record, unpack(fields))
 end
-if tonumber(ARGV[1]) > 0 or tonumber(ARGV[2]) > 0 then
-  redis.call('HINCRBY', KEYS[2], 'tokens', ARGV[1])
-  redis.call('HINCRBY', KEYS[2], 'calls', ARGV[2])
-  redis.call('EXPIRE', KEYS[2], ARGV[3])
+if tonumber(tokens) > 0 or tonumber(calls) > 0 then
+  redis.call('HINCRBY', day, 'tokens', tokens)
+  redis.call('HINCRBY', day, 'calls', calls)
+  redis.call('EXPIRE', day, day_ttl)
 end
 return 1
 """
 
-# KEYS: the follower's account. ARGV: old fp, new fp, key sealed under the current secret.
-_REPOINT = """
-if redis.call('HGET', KEYS[1], 'key_fp') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'key_fp', ARGV[2], 'key_sealed', ARGV[3])
+
+class Repoint(Script):
+    """Point the follower's account at the key's new fingerprint and sealed copy, if it still points
+    at the old one: answers whether it did."""
+
+    KEYS = ("account",)
+    ARGV = ("old_fp", "new_fp", "sealed")
+    LUA = """
+local account = KEYS[1]
+local old_fp = ARGV[1]
+local new_fp = ARGV[2]
+local sealed = ARGV[3]
+if redis.call('HGET', account, 'key_fp') ~= old_fp then return 0 end
+redis.call('HSET', account, 'key_fp', new_fp, 'key_sealed', sealed)
 return 1
 """
+
+    @staticmethod
+    def decode(answer: int) -> bool:
+        return answer == 1
 
 
 @dataclass
@@ -76,9 +119,7 @@ class KeyMigration:
     def __init__(self, client: redis.Redis, vault: Vault):
         self.redis = client
         self.vault = vault
-        self._drain = client.register_script(_DRAIN)
-        self._place = client.register_script(_PLACE)
-        self._repoint = client.register_script(_REPOINT)
+        self._drain, self._place, self._repoint = Drain(client), Place(client), Repoint(client)
 
     def adopt(self, api_key: str, day: str) -> bool:
         """Move `api_key` from its previous-secret fingerprint, if a record is there (first use);
@@ -94,17 +135,20 @@ class KeyMigration:
     def move(self, old: str, api_key: str, day: str, owner: str | None = None) -> None:
         """Re-index one key under the current secret and re-seal its follower's copy."""
         new = self.vault.fingerprint(api_key)
-        flat = self._drain(keys=[keyspace.api_key(old), keyspace.api_key_day(old, day)])
-        if flat:
-            record = dict(zip(flat[::2], flat[1::2], strict=True))
-            day_use = [record.pop("__tokens"), record.pop("__calls")]
+        drained = self._drain(record=keyspace.api_key(old), day=keyspace.api_key_day(old, day))
+        if drained is not None:
+            record = drained.record
             record["balance"] = str(int(record.get("balance", 0)) + int(record.get("reserved", 0)))
             record["reserved"] = "0"
             fields = [item for pair in record.items() for item in pair]
-            self._place(keys=[keyspace.api_key(new), keyspace.api_key_day(new, day)], args=[*day_use, DAY_TTL, *fields])
+            tokens, calls = drained.day_use
+            self._place(
+                *fields, record=keyspace.api_key(new), day=keyspace.api_key_day(new, day), tokens=tokens,
+                calls=calls, day_ttl=DAY_TTL,
+            )  # fmt: skip
             owner = owner or record.get("owner")
         if owner and keyspace.valid_openid(owner):
-            self._repoint(keys=[keyspace.account(owner)], args=[old, new, self.vault.seal(api_key)])
+            self._repoint(account=keyspace.account(owner), old_fp=old, new_fp=new, sealed=self.vault.seal(api_key))
         logger.info("moved %s to %s under the current BOT_SECRET", log_id(old), log_id(new))
 
     def reseal_all(self, day: str) -> ResealReport:

@@ -13,17 +13,29 @@ import hashlib
 
 import redis
 
-from bot.store.connection import run_script
 from bot.store.keyspace import PREFIX
+from bot.store.scripts import Script
 
-# KEYS: the pair's key. ARGV: the message's identity, ttl_s. Answers 1 if the pair is new or already
-# carried this message, 0 if it carried another.
-_BIND = """
-local seen = redis.call('GET', KEYS[1])
-if seen then return seen == ARGV[1] and 1 or 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+
+class BindPair(Script):
+    """Tie a signed (timestamp, nonce) pair to the message `identity` for `ttl_s`: answers 1 if the
+    pair is new or already carried this message, 0 if it carried another."""
+
+    KEYS = ("pair",)
+    ARGV = ("identity", "ttl_s")
+    LUA = """
+local pair = KEYS[1]
+local identity = ARGV[1]
+local ttl_s = ARGV[2]
+local seen = redis.call('GET', pair)
+if seen then return seen == identity and 1 or 0 end
+redis.call('SET', pair, identity, 'EX', ttl_s)
 return 1
 """
+
+    @staticmethod
+    def decode(answer: int) -> bool:
+        return answer == 1
 
 
 def pair_key(pair: str) -> str:
@@ -36,9 +48,9 @@ class SignedQueries:
         # A pair is fresh for `window_seconds` either side of its timestamp: keep it that long twice.
         self.ttl = 2 * int(window_seconds) + 60
         self.redis = client
-        self._bind = client.register_script(_BIND)
+        self._bind = BindPair(client)
 
     def bind(self, pair: str, identity: str) -> bool:
         """Tie the pair to the message `identity` (a digest of all it says); False if it carried another."""
         digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
-        return run_script(self.redis, self._bind, [pair_key(pair)], [digest, self.ttl]) == 1
+        return self._bind.run(pair=pair_key(pair), identity=digest, ttl_s=self.ttl)

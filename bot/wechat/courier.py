@@ -24,9 +24,9 @@ from wechatpy.exceptions import WeChatClientException
 
 from bot import metrics
 from bot.chat.core import ChatService
-from bot.chat.dialogue import Turn as DialogueTurn
+from bot.chat.dialogue import ROLES, Turn
 from bot.errors import ChatError, Failure
-from bot.store.conversation import Conversation, Turn
+from bot.store.conversation import Conversation, Slot
 from bot.store.quota import TurnAllowance
 from bot.store.wakeups import EXPIRY_MARGIN, Wakeups
 from bot.wechat import texts
@@ -109,17 +109,16 @@ class Courier:
         metrics.count_delivery("deferred" if kind == "deferred" else "in_window")
         return reply
 
-    def collect(self, openid: str, msg_id: str, question: str | None, turn: Turn | None = None) -> str:
+    def collect(self, openid: str, msg_id: str, question: str | None, slot: Slot | None = None) -> str:
         """Reply with the oldest thing owed; a new `question` is started and owed after it."""
-        owed_texts = (texts.MORE, texts.WAITING, texts.QUEUED_NOTE, texts.NOTHING_OWED)
-        reply, waiting = self.conv.collect(openid, msg_id, question is not None, owed_texts)
-        if not waiting and not reply.startswith(texts.NOTHING_OWED):
+        collected = self.conv.collect(openid, msg_id, question is not None)
+        if collected.owed is not None and collected.owed.part is not None:
             metrics.count_delivery("continue")
         if question is not None:  # its reply is decided: the answer goes to the outbox
-            self.start(openid, msg_id, question, turn, early=False)
-        if waiting:
-            self._recover(openid, waiting[2:])
-        return reply
+            self.start(openid, msg_id, question, slot, early=False)
+        if collected.writing:  # the answer owed first is still being written: is its worker alive?
+            self._recover(openid, collected.writing)
+        return collected.reply
 
     def _recover(self, openid: str, msg_id: str) -> None:
         question = self.conv.recover(openid, msg_id)
@@ -129,12 +128,12 @@ class Courier:
 
     # --- the model call ---------------------------------------------------------------------
 
-    def start(self, openid: str, msg_id: str, question: str, turn: Turn | None = None, early: bool = True) -> None:
+    def start(self, openid: str, msg_id: str, question: str, slot: Slot | None = None, early: bool = True) -> None:
         """Run the message's model call in the background: it outlives the delivery that started it.
-        `turn`: the follower's model slot, if the claim took it; else the call waits for it.
+        `slot`: the follower's model slot, if the claim took it; else the call waits for it.
         `early`: see LocalWaits.start (False when redoing a message whose first run may live on)."""
         self.waits.start(f"{openid}:{msg_id}", early)
-        self._spawn(self._run, openid, msg_id, question, turn)
+        self._spawn(self._run, openid, msg_id, question, slot)
 
     def _spawn(self, target, *args) -> None:
         """Run `target` beside the delivery: a greenlet in gunicorn's gevent workers (it starts when
@@ -144,18 +143,18 @@ class Courier:
         else:
             threading.Thread(target=target, args=args, daemon=True).start()
 
-    def _run(self, openid: str, msg_id: str, question: str, turn: Turn | None) -> None:
+    def _run(self, openid: str, msg_id: str, question: str, slot: Slot | None) -> None:
         reply, key = None, f"{openid}:{msg_id}"
         try:
-            answer, charge = self._answer(openid, msg_id, question, turn)
+            answer, charge = self._answer(openid, msg_id, question, slot)
             # Stored as it can be shown: a stored reply that began with NUL would pass for the marker
-            # of a key's reply (dispatch.py), and a follower can have the model answer anything.
+            # of a key's reply (dispatch.py) or of an owed reply (store/owed.py), and a follower can
+            # have the model answer anything.
             answer = xml_text(answer)
             parts = split_parts(answer)
             finished = self.conv.finish_turn(
-                openid, msg_id, question, answer, charge, parts, texts.MORE,
-                sent=lambda decided: self.waits.offer(key, decided),
-            )  # fmt: skip
+                openid, msg_id, question, answer, charge, parts, sent=lambda decided: self.waits.offer(key, decided)
+            )
             reply = finished.reply
             if finished.owed and self.push_mode:
                 self.push(openid, parts[-finished.owed :])
@@ -164,29 +163,30 @@ class Courier:
         finally:
             self.waits.finish(key, reply)
 
-    def _answer(self, openid: str, msg_id: str, question: str, turn: Turn | None) -> tuple[str, int | None]:
+    def _answer(self, openid: str, msg_id: str, question: str, slot: Slot | None) -> tuple[str, int | None]:
         """The answer, and the tokens to charge (None: it failed, and records no turn)."""
-        turn = turn or self._wait_for_turn(openid, msg_id)
-        if turn is None:
+        slot = slot or self._wait_for_turn(openid, msg_id)
+        if slot is None:
             return texts.BUSY, None
         started = time.monotonic()
-        payer = TurnAllowance(self.daily_tokens, turn.used_today)
+        payer = TurnAllowance(self.daily_tokens, slot.used_today)
+        dialogue = [Turn(ROLES[i % 2], content) for i, content in enumerate(slot.history)]
         try:
-            completion = self.chat.complete([*turn.history, DialogueTurn("user", question)], payer)
+            completion = self.chat.complete([*dialogue, Turn("user", question)], payer)
         except ChatError as error:
             logger.info("wechat %s msg %s failed: %s", openid, msg_id, error.failure.name)
             return _FAILURE_TEXTS.get(error.failure, texts.UPSTREAM_FAILED), None
         logger.debug("wechat %s msg %s answered in %.1fs", openid, msg_id, time.monotonic() - started)
         return completion.content, payer.charged
 
-    def _wait_for_turn(self, openid: str, msg_id: str) -> Turn | None:
+    def _wait_for_turn(self, openid: str, msg_id: str) -> Slot | None:
         """The follower's model slot once the messages before this one are through: woken, not polling."""
         deadline = time.monotonic() + self.conv.lease_ms / 1000
         with self.wakeups.waiting(openid, msg_id) as waiter:
             while True:
-                turn, hold_ms = self.conv.begin_turn(openid, msg_id)
-                if turn is not None or time.monotonic() >= deadline:
-                    return turn
+                slot, hold_ms = self.conv.begin_turn(openid, msg_id)
+                if slot is not None or time.monotonic() >= deadline:
+                    return slot
                 waiter.sleep(min(deadline, time.monotonic() + hold_ms / 1000 + EXPIRY_MARGIN))
 
     def push(self, openid: str, parts: list[str]) -> None:

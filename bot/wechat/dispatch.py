@@ -94,8 +94,8 @@ class Dispatcher:
             logger.info("wechat %s refused: %s", openid, claim.refusal.name)
             return self.decide(openid, msg_id, texts.BLOCKED)
         if claim.owed and not claim.recovered:  # the reply is what is owed; this answer queues behind it
-            return self.courier.collect(openid, msg_id, incoming.text, claim.turn)
-        self.courier.start(openid, msg_id, incoming.text, claim.turn, early=not claim.recovered)
+            return self.courier.collect(openid, msg_id, incoming.text, claim.slot)
+        self.courier.start(openid, msg_id, incoming.text, claim.slot, early=not claim.recovered)
         return None
 
     def answer_at_once(self, incoming: Incoming) -> Decided:

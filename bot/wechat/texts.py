@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.store.owed import OwedReply
+
 WELCOME = (
     "欢迎关注小一机器人！\n\n"
     "直接发文字给我，就能和 AI 聊天，我会记住最近的对话。\n"
@@ -51,3 +56,15 @@ WAITING = "【正在思考…】回答还没写完，请稍后再发送「继续
 QUEUED_NOTE = "\n\n——\n你的新问题已收到，正在思考，稍后发送「继续」获取它的回答。"
 NOTHING_OWED = "没有待查看的回答啦，直接提问吧～"
 CONTINUE_WORDS = ("继续", "continue", "more")
+
+
+def owed_reply(owed: OwedReply) -> str:
+    """How a reply made of what the follower is owed reads: the part handed out (and whether more
+    follows), or that the answer is still being written, or that nothing is owed; then, if their new
+    question was queued behind it, a note saying so. The store keeps the pieces and words them with
+    this whenever the reply is read, so every delivery of a message reads the same."""
+    if owed.part is not None:
+        text = owed.part + MORE if owed.more else owed.part
+    else:
+        text = WAITING if owed.writing else NOTHING_OWED
+    return text + QUEUED_NOTE if owed.queued else text

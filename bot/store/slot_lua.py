@@ -1,0 +1,226 @@
+"""The scripts behind a follower's model slot (one model call at a time): take it in order of arrival,
+record the turn, free it for the next message waiting. Each is atomic over that follower's keys only
+(one hash slot); its KEYS and ARGV are named on its first lines and in its type (bot/store/scripts.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from bot.store.owed import OWED_LUA
+from bot.store.scripts import Script
+
+# A follower's history is a Redis list of contents: even positions are theirs, odd ones the bot's.
+# A turn is added as a whole pair, and the oldest pairs beyond the spec's budget are forgotten in the
+# same step, so the list never holds an orphan question or two interleaved answers.
+# A Lua function other scripts embed to add a turn in the same atomic step as their own work.
+# Characters, not bytes: count the bytes that start a UTF-8 sequence (Python's len of the text).
+APPEND_PAIR_LUA = """
+local function chars(s) local _, n = string.gsub(s, '[^\\128-\\191]', '') return n end
+local function append_pair(key, question, answer, budget, ttl)
+  redis.call('RPUSH', key, question, answer)
+  local items = redis.call('LRANGE', key, 0, -1)
+  local total = 0
+  for i = 1, #items do total = total + chars(items[i]) end
+  local drop = 0
+  while total > tonumber(budget) and drop < #items do
+    total = total - chars(items[drop + 1]) - chars(items[drop + 2])
+    drop = drop + 2
+  end
+  if drop >= #items then redis.call('DEL', key) return 0 end
+  if drop > 0 then redis.call('LTRIM', key, drop, -1) end
+  redis.call('EXPIRE', key, ttl)
+  return #items - drop
+end
+"""
+
+# A Lua function both CLAIM and BEGIN_TURN embed: take the follower's model slot for message `msg_id`
+# (unless another message holds it) and answer {used today, history…}, or nil while it is taken.
+TAKE_SLOT_LUA = """
+local function take_slot(busy, history, day, msg_id, lease_ms)
+  local holder = redis.call('GET', busy)
+  if holder and holder ~= msg_id then return nil end
+  redis.call('SET', busy, msg_id, 'PX', lease_ms)
+  local answer = {tonumber(redis.call('HGET', day, 'used') or 0)}
+  for _, item in ipairs(redis.call('LRANGE', history, 0, -1)) do table.insert(answer, item) end
+  return answer
+end
+"""
+
+# A Lua function BEGIN_TURN and FINISH_TURN embed: give a free slot to the first message waiting for
+# it (`waiting`: a sorted set of message ids by arrival), reserved for `handoff_ms` until that message
+# takes it, and tell the workers on `channel` which message it went to and which one is next. One
+# PUBLISH, and only when a message waits. Answers the message it went to, or nil if none waits.
+HAND_OVER_LUA = """
+local function hand_over(busy, waiting, handoff_ms, channel, openid)
+  local head = redis.call('ZPOPMIN', waiting)[1]
+  if not head then return nil end
+  redis.call('SET', busy, head, 'PX', handoff_ms)
+  local after = redis.call('ZRANGE', waiting, 0, 0)[1] or ''
+  redis.call('PUBLISH', channel, cjson.encode({openid, head, after, tonumber(handoff_ms)}))
+  return head
+end
+"""
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A follower's model slot, taken: today's allowance use and the history to ask with (contents,
+    oldest first, the follower's at even positions and the bot's at odd ones)."""
+
+    used_today: int
+    history: list[str]
+
+    @classmethod
+    def decode(cls, taken: list) -> Slot:
+        """From take_slot's answer: {used today, history…}."""
+        used, *history = taken
+        return cls(int(used), history)
+
+
+class Begun(NamedTuple):
+    slot: Slot | None  # None: queued behind the message that holds the slot
+    hold_ms: int  # then: how long that hold has left (0 once the slot is taken)
+
+
+class BeginTurn(Script):
+    """Take the follower's model slot for a message that found it taken, in order of arrival: the slot
+    is this message's if it was handed to it, or if it is free and no earlier message waits (a free
+    slot goes to the first waiting, who was not woken: its worker died, or the holder's lease ran
+    out). Otherwise the message is queued, once, by its claim's lease: set when it arrived (or was
+    taken over), so the queue keeps the order the messages came in, whichever worker queues first.
+    Answers {'taken', used, history…} or {'queued', ms the current holder's lease or reservation has left}."""
+
+    KEYS = ("busy", "history", "day", "waiting", "msg")
+    ARGV = ("msg_id", "lease_ms", "now_ms", "handoff_ms", "channel", "openid")
+    LUA = (
+        TAKE_SLOT_LUA
+        + HAND_OVER_LUA
+        + """
+local busy = KEYS[1]
+local history = KEYS[2]
+local day = KEYS[3]
+local waiting = KEYS[4]
+local msg = KEYS[5]
+local msg_id = ARGV[1]
+local lease_ms = tonumber(ARGV[2])
+local now_ms = tonumber(ARGV[3])
+local handoff_ms = ARGV[4]
+local channel = ARGV[5]
+local openid = ARGV[6]
+local holder = redis.call('GET', busy)
+if not holder then
+  local first = redis.call('ZRANGE', waiting, 0, 0)[1]
+  if first and first ~= msg_id then holder = hand_over(busy, waiting, handoff_ms, channel, openid) end
+end
+if not holder or holder == msg_id then
+  redis.call('ZREM', waiting, msg_id)
+  local answer = {'taken'}
+  for _, item in ipairs(take_slot(busy, history, day, msg_id, lease_ms)) do table.insert(answer, item) end
+  return answer
+end
+local arrived = redis.call('HGET', msg, 'lease') or (now_ms + lease_ms)
+redis.call('ZADD', waiting, 'NX', arrived, msg_id)
+redis.call('PEXPIRE', waiting, 2 * lease_ms)
+return {'queued', redis.call('PTTL', busy)}
+"""
+    )
+
+    @staticmethod
+    def decode(answer: list) -> Begun:
+        outcome, *rest = answer
+        return Begun(Slot.decode(rest), 0) if outcome == "taken" else Begun(None, int(rest[0]))
+
+
+@dataclass(frozen=True)
+class Finished:
+    reply: str  # the reply decided for the message, as stored ('' if another run finished it first)
+    owed: int  # parts newly owed: the rest of a long answer, or all of a deferred one
+
+
+class FinishTurn(Script):
+    """Record the turn and its charge on today's allowance (if `ok`) once, and free the slot: it goes
+    to the next message waiting, if any. Then the reply: unless one was decided already (the answer
+    was deferred), it is the first part (an owed reply if more follow) and the others are owed; a deferred
+    answer's parts take its placeholder's place in the outbox instead. The claim drops its question
+    (no run will redo it now) and is kept `done_s` more, for retries, replays and a late second run.
+    Answers {reply as stored, newly owed}; reply '' if another run finished this message first (its
+    claim may be gone by now: a run outlived by done_s records nothing either)."""
+
+    KEYS = ("msg", "history", "busy", "outbox", "day", "waiting")
+    ARGV = ("msg_id", "ok", "question", "answer", "budget", "idle_s", "retention_s", "charge", "day_ttl")
+    ARGV += ("handoff_ms", "channel", "openid", "done_s")
+    TAIL = "parts"
+    LUA = (
+        APPEND_PAIR_LUA
+        + HAND_OVER_LUA
+        + OWED_LUA
+        + """
+local msg = KEYS[1]
+local history = KEYS[2]
+local busy = KEYS[3]
+local outbox = KEYS[4]
+local day = KEYS[5]
+local waiting = KEYS[6]
+local msg_id = ARGV[1]
+local ok = ARGV[2] == '1'
+local question = ARGV[3]
+local answer = ARGV[4]
+local budget = ARGV[5]
+local idle_s = ARGV[6]
+local retention_s = ARGV[7]
+local charge = ARGV[8]
+local day_ttl = ARGV[9]
+local handoff_ms = ARGV[10]
+local channel = ARGV[11]
+local openid = ARGV[12]
+local done_s = ARGV[13]
+local parts = {unpack(ARGV, 14)}
+local function release()
+  redis.call('ZREM', waiting, msg_id)
+  local holder = redis.call('GET', busy)
+  if holder == msg_id then redis.call('DEL', busy) elseif holder then return end
+  hand_over(busy, waiting, handoff_ms, channel, openid)
+end
+-- No claim: it was answered (by a run that redid it) long enough ago to have expired.
+local status = redis.call('HGET', msg, 'status')
+if not status or status == 'done' then release() return {'', 0} end
+if ok then
+  append_pair(history, question, answer, budget, idle_s)
+  redis.call('HINCRBY', day, 'used', charge)
+  redis.call('HINCRBY', day, 'messages', 1)
+  redis.call('EXPIRE', day, day_ttl)
+end
+redis.call('HSET', msg, 'status', 'done')
+redis.call('HDEL', msg, 'question')
+redis.call('EXPIRE', msg, done_s)
+release()
+if redis.call('HGET', msg, 'deferred') ~= '1' then
+  local reply = parts[1]
+  if #parts > 1 then
+    reply = owed_reply('p', '1', '0', parts[1])
+    for i = 2, #parts do redis.call('RPUSH', outbox, 't:' .. parts[i]) end
+    redis.call('EXPIRE', outbox, retention_s)
+  end
+  redis.call('HSET', msg, 'reply', reply)
+  return {reply, #parts - 1}
+end
+local placeholder, rebuilt = 'm:' .. msg_id, {}
+for _, entry in ipairs(redis.call('LRANGE', outbox, 0, -1)) do
+  if entry == placeholder then
+    for i = 1, #parts do table.insert(rebuilt, 't:' .. parts[i]) end
+  else
+    table.insert(rebuilt, entry)
+  end
+end
+redis.call('DEL', outbox)
+if #rebuilt > 0 then redis.call('RPUSH', outbox, unpack(rebuilt)) redis.call('EXPIRE', outbox, retention_s) end
+return {redis.call('HGET', msg, 'reply') or '', #parts}
+"""
+    )
+
+    @staticmethod
+    def decode(answer: list) -> Finished:
+        reply, owed = answer
+        return Finished(reply, int(owed))
