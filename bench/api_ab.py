@@ -36,7 +36,7 @@ KINDS = {
 def measure(redis_url: str, calls: int) -> dict[str, float]:
     """Run inside a checkout (PYTHONPATH): its app, one key, `calls` calls per kind; median µs each."""
     from bot import create_app
-    from bot.extensions import services
+    from bot.services import services
 
     app = create_app({"BOT_ENV": "test", "REDIS_URL": redis_url, "BOT_SECRET": "b" * 40, "BOT_RATE_KEY_RPM": "0"})
     with app.app_context():
@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--calls", type=int, default=300, help="calls per kind per round")
     args = parser.parse_args()
-    from bot.store.embedded import EmbeddedRedis
+    from bot.embedded import EmbeddedRedis
 
     redis = EmbeddedRedis(Path(tempfile.mkdtemp()), persist=False).start()
     checkouts = {"this": ROOT, "other": args.other.resolve()}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import requests
 
-from bot.store.embedded import EmbeddedRedis
+from bot.embedded import EmbeddedRedis
 from tests.procs import ROOT, clean_env, free_port, python, stop
 
 

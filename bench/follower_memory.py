@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from bot import create_app
-from bot.store.embedded import EmbeddedRedis
+from bot.embedded import EmbeddedRedis
 from tests.conftest import ACCOUNT
 from tests.doubles.upstream import UpstreamDouble
 from tests.follower import Follower, flask_post

@@ -17,8 +17,8 @@ from pathlib import Path
 from redis.connection import AbstractConnection
 
 from bot import create_app
-from bot.extensions import services
-from bot.store.embedded import EmbeddedRedis
+from bot.embedded import EmbeddedRedis
+from bot.services import services
 from tests.conftest import ACCOUNT
 from tests.doubles.upstream import UpstreamDouble
 from tests.follower import Follower, flask_post

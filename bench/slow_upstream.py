@@ -27,7 +27,7 @@ import gevent.pool  # noqa: E402
 import psutil  # noqa: E402
 import requests  # noqa: E402
 
-from bot.store.embedded import EmbeddedRedis  # noqa: E402
+from bot.embedded import EmbeddedRedis  # noqa: E402
 from tests.procs import ROOT, clean_env, free_port, python, stop, wait_for_http  # noqa: E402
 
 

@@ -33,7 +33,7 @@ def inner(target: str, count: int) -> None:
     from pathlib import Path
 
     from bench.webhook_overhead import start_nginx
-    from bot.store.embedded import EmbeddedRedis
+    from bot.embedded import EmbeddedRedis
     from bot.wechat import simulate
     from tests.conftest import ACCOUNT
     from tests.procs import service_env

@@ -29,7 +29,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from bot.store.embedded import EmbeddedRedis
+from bot.embedded import EmbeddedRedis
 from bot.wechat import simulate
 from tests.conftest import ACCOUNT
 from tests.procs import ROOT, free_port, python, service_env, stop, wait_for_http

@@ -25,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-from bot.store.embedded import EmbeddedRedis
+from bot.embedded import EmbeddedRedis
 from bot.wechat import texts
 from tests.conftest import ACCOUNT
 from tests.doubles.upstream import UpstreamDouble

@@ -18,8 +18,8 @@ from pathlib import Path
 import psutil
 import redis as redis_py
 
+from bot.embedded import EmbeddedRedis
 from bot.store import keyspace
-from bot.store.embedded import EmbeddedRedis
 from bot.wechat import texts
 from tests.conftest import ACCOUNT
 from tests.doubles.upstream import UpstreamDouble

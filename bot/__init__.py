@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from flask import Flask
 
-from bot.extensions import Services, build_services
+from bot.services import Services, build_services
 from config.settings import OFFLINE_WARNING, Settings, load_settings
 
 if TYPE_CHECKING:

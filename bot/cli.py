@@ -10,8 +10,8 @@ import requests
 from flask import Flask
 from flask.cli import AppGroup
 
-from bot.extensions import services
-from bot.store.keyspace import valid_openid
+from bot.ids import valid_openid
+from bot.services import services
 from bot.wechat import simulate
 
 keys_cli = AppGroup("keys", help="Issue, inspect, revoke and top up API keys.")

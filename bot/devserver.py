@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bot.store.embedded import EmbeddedRedis, private
+from bot.embedded import EmbeddedRedis, private
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = Path(os.environ.get("BOT_VAR_DIR") or ROOT / "var")

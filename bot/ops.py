@@ -21,7 +21,7 @@ import redis
 from flask import Blueprint, Response, jsonify, request
 
 from bot import metrics
-from bot.extensions import services
+from bot.services import services
 from bot.store import keyspace
 
 bp = Blueprint("ops", __name__)

@@ -9,8 +9,8 @@ import pytest
 import redis as redis_py
 
 from bot import create_app
-from bot.extensions import services
-from bot.store.embedded import EmbeddedRedis
+from bot.embedded import EmbeddedRedis
+from bot.services import services
 from bot.wechat.simulate import Account
 from tests.doubles.upstream import UpstreamDouble
 from tests.doubles.wechat_api import WeChatApiDouble

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.extensions import services
+from bot.services import services
 from bot.store.apikeys import KeyInfo
 
 SPEC_URL = "/api/v1/chat/completions"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bot.errors import ChatError, Failure
+from bot.ids import today
 from bot.store import keyspace
-from bot.store.apikeys import today
 from bot.store.quota import TurnAllowance
 from tests.conftest import ACCOUNT
 from tests.follower import Follower, flask_post, recorded

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from bot.chat.usage import estimate_tokens
-from bot.extensions import services
+from bot.services import services
 from bot.store import keyspace
 from tests.helpers import ask, key_info, one
 

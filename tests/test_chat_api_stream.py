@@ -6,7 +6,7 @@ import json
 
 from bot.chat.sse import iter_data
 from bot.chat.usage import estimate_tokens
-from bot.extensions import services
+from bot.services import services
 from tests.helpers import ask
 
 QUESTION = "一二三四五六七八九十"

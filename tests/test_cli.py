@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.extensions import services
+from bot.services import services
 from tests.helpers import ask
 
 

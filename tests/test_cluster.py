@@ -11,10 +11,10 @@ import time
 import pytest
 from redis.cluster import RedisCluster
 
-from bot.extensions import services
+from bot.embedded import EmbeddedCluster
+from bot.services import services
 from bot.store import keyspace
 from bot.store.connection import disconnect
-from bot.store.embedded import EmbeddedCluster
 from bot.store.quota import KeyLedger
 from bot.wechat import texts
 from tests.conftest import ACCOUNT

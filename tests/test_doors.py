@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from bot.extensions import services
+from bot.services import services
 from tests.test_operations import sample, scrape
 
 SPEC, OPENAI = "/api/v1/chat/completions", "/v1/chat/completions"

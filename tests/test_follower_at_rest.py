@@ -11,9 +11,9 @@ import re
 import pytest
 
 from bot.chat.dialogue import MAX_CHARS
-from bot.extensions import services
+from bot.ids import today
+from bot.services import services
 from bot.store import keyspace
-from bot.store.apikeys import today
 from bot.store.conversation import Conversation
 from bot.wechat import simulate, texts
 from tests.conftest import ACCOUNT, ADMIN

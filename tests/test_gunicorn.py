@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from bot.chat.usage import estimate_tokens
-from bot.extensions import services
+from bot.services import services
 from bot.store import keyspace
 from tests.procs import wait_for
 from tests.servers import Gunicorn

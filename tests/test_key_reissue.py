@@ -12,7 +12,7 @@ import threading
 import pytest
 
 from bot.chat.sse import iter_data
-from bot.extensions import services
+from bot.services import services
 from bot.store import funds as funds_module
 from bot.store import keyspace
 from bot.store.connection import connect

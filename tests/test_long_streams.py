@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from bot.chat.sse import iter_data
-from bot.extensions import services
+from bot.services import services
 from bot.store import keyspace
 from tests.monitor import Monitor
 from tests.servers import Gunicorn

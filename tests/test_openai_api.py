@@ -9,7 +9,7 @@ import pytest
 from bot import create_app
 from bot.chat.sse import iter_data
 from bot.chat.usage import estimate_tokens
-from bot.extensions import services
+from bot.services import services
 from bot.store import keyspace
 from tests.helpers import ask_openai as ask
 from tests.helpers import bearer, key_info, one

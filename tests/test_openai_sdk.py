@@ -7,7 +7,7 @@ import pytest
 
 from bot import create_app
 from bot.chat.usage import estimate_tokens
-from bot.extensions import services
+from bot.services import services
 from bot.store import keyspace
 from tests.helpers import one
 from tests.servers import werkzeug_server

@@ -25,7 +25,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from bot.chat.dialogue import MAX_CHARS, MAX_MESSAGES, ROLES, SYSTEM_ROLES
-from bot.extensions import services
+from bot.services import services
 
 # Per operation and mode: the whole run stays well under a minute (FUZZ_EXAMPLES=500 for a long hunt).
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "40"))

@@ -208,7 +208,7 @@ def test_every_log_line_of_a_request_carries_its_id_and_no_secret(client, issue_
 
 def test_content_is_logged_only_when_asked(config, make_app, caplog):
     app = make_app({**config, "BOT_LOG_CONTENT": "1"})
-    from bot.extensions import services
+    from bot.services import services
 
     with app.app_context():
         key = services().keys.issue("oLogContent")[0]

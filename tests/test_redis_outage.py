@@ -14,9 +14,9 @@ import time
 import pytest
 import redis as redis_py
 
+from bot.embedded import EmbeddedRedis
 from bot.store import keyspace
 from bot.store.apikeys import KeyStore
-from bot.store.embedded import EmbeddedRedis
 from bot.store.vault import Vault
 from tests import traffic
 from tests.conftest import TEST_SECRET

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.extensions import services
+from bot.services import services
 from bot.store import keyspace
 from bot.store.vault import Vault
 from bot.wechat import simulate

@@ -7,7 +7,7 @@ import logging
 import pytest
 import redis as redis_py
 
-from bot.extensions import services
+from bot.services import services
 from tests.monitor import Monitor
 
 

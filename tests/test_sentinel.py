@@ -8,7 +8,7 @@ import time
 import pytest
 import redis as redis_py
 
-from bot.store.embedded import EmbeddedRedis, find_redis_server
+from bot.embedded import EmbeddedRedis, find_redis_server
 from tests.procs import free_port
 from tests.queued import QUICK, assert_woken_in_order
 
@@ -48,7 +48,7 @@ def test_the_service_reaches_redis_through_sentinel(sentinel, config, make_app, 
     port, master = sentinel
     settings = {k: v for k, v in config.items() if k != "REDIS_URL"}
     app = make_app({**settings, "REDIS_SENTINELS": f"127.0.0.1:{port}", "REDIS_SENTINEL_MASTER": "xiaoyi"})
-    from bot.extensions import services
+    from bot.services import services
 
     with app.app_context():
         key, _ = services().keys.issue("oSentinel")

@@ -157,7 +157,7 @@ def test_the_proxy_address_is_not_capped(server, connect):
 
 
 def test_a_request_whose_body_arrives_within_the_deadline_is_served(server, app, upstream):
-    from bot.extensions import services
+    from bot.services import services
 
     with app.app_context():
         key = services().keys.issue("oSlowButFine")[0]

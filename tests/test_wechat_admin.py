@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from bot.extensions import services
+from bot.services import services
 from bot.store import keyspace
 from bot.wechat.admin import MENU_FILE
 from tests.conftest import ACCOUNT, ADMIN

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from bot.chat.usage import estimate_tokens
-from bot.extensions import services
+from bot.services import services
 from bot.store import keyspace
 from tests.conftest import ACCOUNT
 from tests.follower import Follower, flask_post, recorded

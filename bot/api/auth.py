@@ -11,9 +11,9 @@ from flask import g, request
 
 from bot.api.bodies import MALFORMED_KEY
 from bot.errors import ChatError, Failure
-from bot.extensions import services
+from bot.ids import log_id
+from bot.services import services
 from bot.store.quota import KeyPayer
-from bot.store.vault import log_id
 
 BEARER_HINT = "send your key as 'Authorization: Bearer sk-…'"
 

@@ -20,9 +20,9 @@ from bot.api.request import read_json_object
 from bot.api.responses import json_response, stream_response
 from bot.errors import ChatError, Failure, shown
 from bot.errors_http import answer_failures
-from bot.extensions import services
+from bot.ids import log_id
 from bot.observe import note_answer, note_content
-from bot.store.vault import log_id
+from bot.services import services
 
 # The blueprint's name is the door's on /metrics and in the request log.
 bp = Blueprint("openai", __name__, url_prefix="/v1")

@@ -36,9 +36,9 @@ from bot.chat.dialogue import Turn, check_dialogue
 from bot.chat.sse import event
 from bot.errors import ChatError, Failure
 from bot.errors_http import answer_failures
-from bot.extensions import services
+from bot.ids import log_id
 from bot.observe import note_answer, note_content
-from bot.store.vault import log_id
+from bot.services import services
 
 # The blueprint's name is the door's on /metrics and in the request log.
 bp = Blueprint("api", __name__, url_prefix="/api/v1")

@@ -18,34 +18,28 @@ import secrets
 import string
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 
 import redis
 
+from bot.ids import log_id, today
 from bot.store import keyspace
 from bot.store.apikeys_lua import ClaimAccount, Claimed, Grant, RetireKey
 from bot.store.funds import Funds
 from bot.store.keyspace import DAY_TTL
 from bot.store.limits import now_ms
 from bot.store.rekey import KeyMigration, ResealReport
-from bot.store.vault import Vault, log_id
+from bot.store.vault import Vault
 
 logger = logging.getLogger(__name__)
 
 KEY_ALPHABET = string.ascii_letters + string.digits
 KEY_RE = re.compile(r"^sk-[A-Za-z0-9]{48}$")
-CHINA = timezone(timedelta(hours=8))
 _ISSUE_ATTEMPTS = 5
 
 
 def new_key() -> str:
     """`sk-` and 48 letters or digits from the OS's CSPRNG."""
     return "sk-" + "".join(secrets.choice(KEY_ALPHABET) for _ in range(48))
-
-
-def today(now: float | None = None) -> str:
-    """The day in China (YYYYMMDD): daily counters reset at midnight where the followers are."""
-    return datetime.fromtimestamp(time.time() if now is None else now, CHINA).strftime("%Y%m%d")
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from dataclasses import replace
 
 import redis
 
+from bot.ids import today
 from bot.store import keyspace
-from bot.store.apikeys import today
 from bot.store.conversation_lua import (
     Claim,
     ClaimMessage,

@@ -7,16 +7,11 @@ All keys start with `bot:` and carry a hash tag per owner (`{k:<fingerprint>}` f
 from __future__ import annotations
 
 import hashlib
-import re
+
+from bot.ids import valid_openid
 
 PREFIX = "bot"
 DAY_TTL = 3 * 86400  # day counters outlive their day: yesterday's figures stay readable
-_OPENID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-
-def valid_openid(openid: str) -> bool:
-    """WeChat openids are short runs of letters, digits, '-' and '_'; nothing else reaches a key."""
-    return bool(_OPENID_RE.match(openid))
 
 
 def _follower(openid: str) -> str:

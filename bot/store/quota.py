@@ -22,11 +22,11 @@ from collections.abc import Callable
 import redis
 
 from bot.errors import ChatError, Failure
+from bot.ids import today, valid_openid
 from bot.store import keyspace
-from bot.store.apikeys import today
 from bot.store.funds import Funds
 from bot.store.holds import Hold, HoldKeeper
-from bot.store.keyspace import DAY_TTL, valid_openid
+from bot.store.keyspace import DAY_TTL
 from bot.store.limits import WINDOW_MS, now_ms, rate_limited, request_member
 from bot.store.quota_lua import Reservation, Reserve, Reserved, Settle
 

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 
 import redis
 
+from bot.ids import log_id, valid_openid
 from bot.store import keyspace
 from bot.store.keyspace import DAY_TTL
 from bot.store.scripts import Script
-from bot.store.vault import Vault, log_id
+from bot.store.vault import Vault
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ class KeyMigration:
                 calls=calls, day_ttl=DAY_TTL,
             )  # fmt: skip
             owner = owner or record.get("owner")
-        if owner and keyspace.valid_openid(owner):
+        if owner and valid_openid(owner):
             self._repoint(account=keyspace.account(owner), old_fp=old, new_fp=new, sealed=self.vault.seal(api_key))
         logger.info("moved %s to %s under the current BOT_SECRET", log_id(old), log_id(new))
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import redis
 
+from bot.ids import today
 from bot.store import keyspace
-from bot.store.apikeys import today
 
 BATCH = 500
 

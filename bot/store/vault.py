@@ -46,8 +46,3 @@ class Vault:
             return self._fernet.decrypt(token.encode()).decode()
         except InvalidToken:
             return None
-
-
-def log_id(fingerprint: str) -> str:
-    """What a log line may say about a key: a short prefix of its fingerprint, never the key."""
-    return f"key#{fingerprint[:10]}"

@@ -9,11 +9,10 @@ from pathlib import Path
 import requests
 from wechatpy.exceptions import WeChatClientException
 
+from bot.ids import log_id, valid_openid
 from bot.store.apikeys import KeyStore
 from bot.store.conversation import Conversation
-from bot.store.keyspace import valid_openid
 from bot.store.stats import Stats
-from bot.store.vault import log_id
 from bot.wechat import texts
 from bot.wechat.client import SharedTokenClient
 

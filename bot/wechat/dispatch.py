@@ -16,9 +16,9 @@ from typing import NamedTuple
 from wechatpy.messages import BaseMessage
 
 from bot.errors import Failure
+from bot.ids import log_id
 from bot.store.apikeys import KeyStore
 from bot.store.conversation import Claim, Conversation
-from bot.store.vault import log_id
 from bot.wechat import texts
 from bot.wechat.admin import AdminCommands
 from bot.wechat.courier import NO_REPLY, Courier

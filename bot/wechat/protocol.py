@@ -20,7 +20,7 @@ from wechatpy.crypto import WeChatCrypto
 from wechatpy.messages import BaseMessage
 from wechatpy.replies import TextReply
 
-from bot.store.keyspace import valid_openid
+from bot.ids import valid_openid
 
 # WeChat shows at most 2048 bytes of a passive text reply; one byte of margin.
 PASSIVE_LIMIT_BYTES = 2047

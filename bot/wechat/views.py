@@ -10,7 +10,7 @@ from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from bot import metrics, observe
-from bot.extensions import services
+from bot.services import services
 from bot.wechat import texts
 from bot.wechat.courier import NO_REPLY
 from bot.wechat.dispatch import Dispatcher

@@ -1,4 +1,6 @@
-"""The clients an app creates once and its handlers reach through `services()`."""
+"""The service container: the clients and stores an app creates once (Redis, the model, the key
+store, the ledger, WeChat's protocol and API client…), which handlers reach through `services()` and
+which `create_app` hands, one by one, to the classes that use them."""
 
 from __future__ import annotations
 
