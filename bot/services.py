@@ -86,40 +86,51 @@ def build_services(settings: Settings) -> Services:
             client, settings.limits.key_rpm, settings.limits.user_rpm, lease_seconds=settings.lease_seconds
         ),
         blocks=Blocklist(client),
-        conversation=Conversation(
-            client,
-            lease_seconds=settings.lease_seconds,
-            retention_seconds=settings.reply_retention_seconds,
-            idle_seconds=settings.history_idle_seconds,
-            rpm=settings.limits.openid_rpm,
-            word=texts.owed_reply,
-            history_chars=MAX_CHARS,
-        ),
+        conversation=_conversation(client, settings),
         wakeups=Wakeups(client),
         stats=Stats(client),
-        signed_queries=SignedQueries(client, window_seconds=min(600, settings.reply_retention_seconds)),
+        signed_queries=SignedQueries(client, window_seconds=_replay_window(settings)),
         probe=connect(
             settings.redis_url,
             _cluster_mode(client),
             settings.redis_sentinels,
             settings.redis_sentinel_master,
             probe=True,
-        ),
-        wechat=WeChatProtocol(
-            settings.wechat_token,
-            settings.wechat_aes_key,
-            settings.wechat_appid,
-            settings.wechat_aes_key_previous,
-            max_age=min(600, settings.reply_retention_seconds),
-            mode=settings.wechat_message_mode,
-        )
-        if settings.wechat_token
-        else None,
+        ),  # fmt: skip
+        wechat=_wechat_protocol(settings) if settings.wechat_token else None,
         wechat_client=SharedTokenClient(
             settings.wechat_appid, settings.wechat_secret, client, settings.wechat_api_base_url
         )
         if settings.wechat_appid and settings.wechat_secret
         else None,
+    )
+
+
+def _replay_window(settings: Settings) -> int:
+    """How long a signed WeChat delivery is fresh: 10 minutes, or less if replies are kept less."""
+    return min(600, settings.reply_retention_seconds)
+
+
+def _conversation(client: redis.Redis, settings: Settings) -> Conversation:
+    return Conversation(
+        client,
+        lease_seconds=settings.lease_seconds,
+        retention_seconds=settings.reply_retention_seconds,
+        idle_seconds=settings.history_idle_seconds,
+        rpm=settings.limits.openid_rpm,
+        word=texts.owed_reply,
+        history_chars=MAX_CHARS,
+    )
+
+
+def _wechat_protocol(settings: Settings) -> WeChatProtocol:
+    return WeChatProtocol(
+        settings.wechat_token,
+        settings.wechat_aes_key,
+        settings.wechat_appid,
+        settings.wechat_aes_key_previous,
+        max_age=_replay_window(settings),
+        mode=settings.wechat_message_mode,
     )
 
 

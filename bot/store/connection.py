@@ -136,25 +136,27 @@ _NOT_RUN = (
 )  # fmt: skip
 
 
+def _node_of(client, key: str):
+    """The client of the node serving `key` (the client itself unless it is a Cluster's), or None."""
+    if not isinstance(client, RedisCluster):
+        return client
+    try:
+        return client.get_node_from_key(key).redis_connection
+    except SlotNotCoveredError:  # a cluster in the middle of a failover: redis-py finds the slot's new owner
+        return None
+
+
 def run_script(
     client, script: Script, keys: list[str], args: list,
     sent: Callable[[], None] = lambda: None, idempotent: bool = True,
 ):  # fmt: skip
-    """Run a registered script straight on a pooled connection, calling `sent()` as soon as its
-    command is written to Redis, before its answer comes back, so that what the caller does then
-    overlaps the round trip.
-
-    A command sent later on another connection nearly always finds the script run, but Redis
-    promises no order between connections: nothing correct may depend on it. Where the quick way
-    fails (script not loaded, a cluster slot moved, a connection broken before sending), the script
-    is run the usual way, with redis-py's own handling. A connection lost after sending leaves
-    unknown whether the script ran: an `idempotent` one is run again, any other raises the error.
-    `sent()` is called once, unless the script could not be sent at all.
-    """
-    try:
-        node = client.get_node_from_key(keys[0]).redis_connection if isinstance(client, RedisCluster) else client
-    except SlotNotCoveredError:  # a cluster in the middle of a failover: redis-py finds the slot's new owner
-        node = None
+    """Run a registered script straight on a pooled connection, calling `sent()` (once, unless it
+    could not be sent) as soon as its command is written, so the caller's next work overlaps the
+    round trip. Redis promises no order between connections: nothing correct may depend on a later
+    command finding the script run. Where the quick way fails (script not loaded, a slot moved, a
+    connection broken before sending) the script runs the usual way; a connection lost after
+    sending leaves unknown whether it ran: an `idempotent` script is run again, any other raises."""
+    node = _node_of(client, keys[0])
     if node is None:
         answer = script(keys=keys, args=args)
         sent()
