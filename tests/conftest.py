@@ -14,6 +14,7 @@ from bot.services import services
 from bot.wechat.simulate import Account
 from tests.doubles.upstream import UpstreamDouble
 from tests.doubles.wechat_api import WeChatApiDouble
+from tests.follower import Follower, flask_post
 
 TEST_SECRET = "test-secret-" + "x" * 40
 # Tencent's published sample EncodingAESKey; token and AppId of a test account.
@@ -113,6 +114,12 @@ def app(config, make_app):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def admin(client):
+    """The account's admin (in BOT_ADMIN_OPENIDS) on WeChat."""
+    return Follower(flask_post(client), ACCOUNT, ADMIN)
 
 
 @pytest.fixture

@@ -20,11 +20,6 @@ USER = "oFollower0000000000000000003"
 
 
 @pytest.fixture
-def admin(client):
-    return Follower(flask_post(client), ACCOUNT, ADMIN)
-
-
-@pytest.fixture
 def user(client):
     return Follower(flask_post(client), ACCOUNT, USER)
 

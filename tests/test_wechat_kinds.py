@@ -17,11 +17,6 @@ def follower(client):
     return Follower(flask_post(client), ACCOUNT, OPENID)
 
 
-@pytest.fixture
-def admin(client):
-    return Follower(flask_post(client), ACCOUNT, ADMIN)
-
-
 @pytest.mark.parametrize("word", ["继续", " 继续 ", "continue", "Continue", "MORE", " more\n"])
 def test_continue_words_in_any_case_collect_what_is_owed_and_ask_nothing(follower, upstream, word):
     assert follower.say(word) == texts.NOTHING_OWED
