@@ -7,12 +7,12 @@ A bad value raises ConfigError naming the variable, and the process stops with t
 from __future__ import annotations
 
 import base64
-import math
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlparse
+
+from config.reader import ConfigError, Reader
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
@@ -23,14 +23,6 @@ OFFLINE_WARNING = (
     "no upstream model configured (OPENAI_API_KEY and OPENAI_BASE_URL unset): "
     "the offline provider answers, and its replies say so"
 )
-
-
-class ConfigError(Exception):
-    """A setting is missing or malformed; str() is the one line the operator sees."""
-
-    def __init__(self, name: str, problem: str):
-        super().__init__(f"configuration error: {name} {problem}")
-        self.name = name
 
 
 @dataclass(frozen=True)
@@ -81,53 +73,6 @@ class Settings:
         return self.env == "dev"
 
 
-class _Reader:
-    """Typed access to one environment mapping; every error names its variable."""
-
-    def __init__(self, environ: Mapping[str, str]):
-        self.environ = environ
-
-    def str(self, name: str, default: str = "") -> str:
-        return self.environ.get(name, default).strip()
-
-    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self.str(name, default).lower()
-        if value not in choices:
-            raise ConfigError(name, f"must be one of {', '.join(choices)}, got {value!r}")
-        return value
-
-    def int(self, name: str, default: int, low: int, high: int) -> int:
-        raw = self.str(name)
-        if not raw:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ConfigError(name, f"must be an integer, got {raw!r}") from None
-        if not low <= value <= high:
-            raise ConfigError(name, f"must be between {low} and {high}, got {value}")
-        return value
-
-    def float(self, name: str, default: float, low: float, high: float) -> float:
-        raw = self.str(name)
-        if not raw:
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            raise ConfigError(name, f"must be a number, got {raw!r}") from None
-        if not math.isfinite(value) or not low <= value <= high:
-            raise ConfigError(name, f"must be between {low} and {high}, got {raw}")
-        return value
-
-    def url(self, name: str, default: str, schemes: tuple[str, ...]) -> str:
-        value = self.str(name, default)
-        parsed = urlparse(value)
-        if parsed.scheme not in schemes or not (parsed.netloc or parsed.path):
-            raise ConfigError(name, f"must be a {'/'.join(schemes)} URL, got {value!r}")
-        return value
-
-
 @dataclass(frozen=True)
 class Limits:
     """Caps shared by all workers through Redis; 0 turns a cap off."""
@@ -138,7 +83,7 @@ class Limits:
     openid_rpm: int  # WeChat chat messages per minute per follower
 
 
-def _limits(read: _Reader) -> Limits:
+def _limits(read: Reader) -> Limits:
     return Limits(
         daily_chat_tokens=read.int("BOT_DAILY_CHAT_TOKENS", 20_000, 0, 10**12),
         key_rpm=read.int("BOT_RATE_KEY_RPM", 60, 0, MAX_RPM),
@@ -147,7 +92,7 @@ def _limits(read: _Reader) -> Limits:
     )
 
 
-def _secret(read: _Reader, env: str) -> str:
+def _secret(read: Reader, env: str) -> str:
     secret = read.str("BOT_SECRET")
     if not secret:
         raise ConfigError("BOT_SECRET", "is required (at least 32 random characters)")
@@ -160,7 +105,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from a mapping (default: os.environ plus .env); raise ConfigError if invalid."""
     if environ is None:
         environ = _environ_with_dotenv()
-    read = _Reader(environ)
+    read = Reader(environ)
     env = read.choice("BOT_ENV", "production", ("production", "dev", "test"))
     sentinels = tuple(h.strip() for h in read.str("REDIS_SENTINELS").split(",") if h.strip())
     redis_url = read.str("REDIS_URL", "redis://sentinel-master/0" if sentinels else "")
@@ -199,7 +144,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     )
 
 
-def _operations(read: _Reader, env: str) -> dict:
+def _operations(read: Reader, env: str) -> dict:
     previous = read.str("BOT_SECRET_PREVIOUS")
     if previous and len(previous) < MIN_SECRET_LENGTH and env != "dev":
         raise ConfigError("BOT_SECRET_PREVIOUS", f"must be at least {MIN_SECRET_LENGTH} characters")
@@ -227,7 +172,7 @@ DEFAULT_KEY_KEYWORDS = "key,apikey,api key,密钥,获取key"
 MESSAGE_MODES = ("safe", "compatible", "plain")
 
 
-def _wechat(read: _Reader) -> dict:
+def _wechat(read: Reader) -> dict:
     aes_key = read.str("WECHAT_AES_KEY")
     appid = read.str("WECHAT_APPID")
     if aes_key:
@@ -257,7 +202,7 @@ def _wechat(read: _Reader) -> dict:
     }
 
 
-def _delivery(read: _Reader) -> dict:
+def _delivery(read: Reader) -> dict:
     timeout = read.float("BOT_WECHAT_TIMEOUT", 5.0, 0.2, 60.0)
     window = read.float("BOT_WECHAT_WINDOW", max(0.1, timeout - 0.5), 0.1, 60.0)
     if window >= timeout:
