@@ -103,7 +103,9 @@ def run_one(checkout: Path, args, redis: EmbeddedRedis, upstream: UpstreamDouble
     client.flushall()
     client.config_resetstat()
     upstream.reset(latency_for=lambda m: args.latency if m[-1]["content"].endswith("-0") else FAST)
-    env = service_env(redis.url, upstream.url, BOT_ENV="production", OPENAI_TIMEOUT="60")
+    # Each follower sends 20 questions and then 继续 until all are collected: every message counts
+    # toward the follower's rate, so the default 20 a minute would refuse the collecting ones.
+    env = service_env(redis.url, upstream.url, BOT_ENV="production", OPENAI_TIMEOUT="60", BOT_RATE_OPENID_RPM="0")
     process, port = start_service(checkout, env, args.workers)
     figures = Figures()
     try:
