@@ -36,7 +36,11 @@ KINDS = {
 def measure(redis_url: str, calls: int) -> dict[str, float]:
     """Run inside a checkout (PYTHONPATH): its app, one key, `calls` calls per kind; median µs each."""
     from bot import create_app
-    from bot.services import services
+
+    try:
+        from bot.services import services
+    except ImportError:  # a checkout from before the container was named bot/services.py
+        from bot.extensions import services
 
     app = create_app({"BOT_ENV": "test", "REDIS_URL": redis_url, "BOT_SECRET": "b" * 40, "BOT_RATE_KEY_RPM": "0"})
     with app.app_context():
