@@ -10,12 +10,13 @@ import time
 from datetime import datetime, timedelta, timezone
 
 CHINA = timezone(timedelta(hours=8))
-_OPENID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# fullmatch, not `$`: `$` also matches before a trailing newline, and "o…\n" would name another follower
+_OPENID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def valid_openid(openid: str) -> bool:
     """WeChat openids are short runs of letters, digits, '-' and '_'; nothing else reaches a key."""
-    return bool(_OPENID_RE.match(openid))
+    return bool(_OPENID_RE.fullmatch(openid))
 
 
 def log_id(fingerprint: str) -> str:

@@ -45,3 +45,10 @@ def test_block_and_unblock_a_follower_stops_and_restarts_their_key(app, client, 
     assert ask(client, key).status_code == 200
     code, out = run(app, "block", "openid", "not an openid!")
     assert code == 2 and "not an openid" in out
+
+
+def test_an_openid_with_a_trailing_newline_is_refused_not_blocked_as_another_follower(app, client, issue_key):
+    key = issue_key("oNaughty")
+    code, out = run(app, "block", "openid", "oNaughty\n")
+    assert code == 2 and "not an openid" in out
+    assert ask(client, key).status_code == 200
