@@ -73,6 +73,10 @@ def test_a_call_naming_a_wrong_or_missing_input_reaches_no_redis(probe, redis):
         probe(target="k", other="o", vaule="x")
     with pytest.raises(ScriptContractError, match="value"):
         probe(target="k", other="o")
+    with pytest.raises(ScriptContractError, match="extra"):  # every input named, and one more
+        probe(target="k", other="o", value="x", extra="y")
+    with pytest.raises(ScriptContractError, match="tail"):  # trailing inputs to a script that takes none
+        _define("local a = KEYS[1]\nreturn 1", ("a",))(probe.client)("x", a="k")
     assert not redis.exists("k")
     assert probe("a", "b", target="k", other=None, value="v:") == 1  # an optional last key, left out
     assert redis.get("k") == "v:a b"

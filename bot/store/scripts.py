@@ -67,17 +67,22 @@ class Script:
         """KEYS and ARGV in the script's order; a last key given as None is left out (optional)."""
         try:
             values = self._pick(named)
-        except KeyError as missing:
-            unknown = sorted(set(named) - {*self.KEYS, *self.ARGV})
-            raise ScriptContractError(f"{type(self).__name__} needs the input {missing}, not {unknown}") from None
-        if len(values) != len(named) or (tail and not self.TAIL):
-            unknown = sorted(set(named) - {*self.KEYS, *self.ARGV})
-            raise ScriptContractError(f"{type(self).__name__} takes no input {unknown or 'tail'}")
+        except KeyError:
+            values = None
+        if values is None or len(values) != len(named) or (tail and not self.TAIL):
+            raise ScriptContractError(self._misnamed(named, tail))
         count = len(self.KEYS)
         keys = list(values[:count])
         if keys and keys[-1] is None:
             keys.pop()
         return keys, [*values[count:], *tail]
+
+    def _misnamed(self, named: dict[str, Any], tail: tuple) -> str:
+        """Why a call's inputs are not the script's: what it lacks, and what it was given besides."""
+        declared = (*self.KEYS, *self.ARGV)
+        missing = [name for name in declared if name not in named]
+        unknown = sorted(set(named) - set(declared)) + (["a tail"] if tail and not self.TAIL else [])
+        return f"{type(self).__name__} needs the inputs {missing} and takes none of {unknown}"
 
     def __call__(self, *tail: Any, **named: Any) -> Any:
         """Run the script through redis-py (loads it if Redis lacks it; follows a cluster's moves)."""
