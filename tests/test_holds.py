@@ -50,12 +50,19 @@ def test_a_stranded_reservation_returns_after_the_lease(setup):
     assert ledger_of(keys, fp) == (GRANT - 60, 60, 0)
 
 
-def test_a_settle_after_its_hold_was_returned_charges_the_balance_once(setup):
+def outlived(setup):
+    """A request whose hold a later request returned, its lease over: the payer and its reservation."""
     keys, ledger, clock, fp = setup
     slow = ledger.payer(fp)
     reserved = slow.reserve(100, 20)
-    clock.now += 61
-    request(ledger, fp, 0)  # returns the slow request's hold
+    clock.now += 61  # the slow request (or its renewal) is late: the next reserve returns the hold
+    request(ledger, fp, 0)
+    return slow, reserved
+
+
+def test_a_settle_after_its_hold_was_returned_charges_the_balance_once(setup):
+    keys, ledger, clock, fp = setup
+    slow, reserved = outlived(setup)
     assert ledger_of(keys, fp) == (GRANT, 0, 0)
     assert slow.settle(reserved, 40) == 40
     assert ledger_of(keys, fp) == (GRANT - 40, 40, 0)
@@ -78,10 +85,7 @@ def test_a_live_requests_hold_is_renewed_once_a_third_of_its_lease_is_gone(setup
 
 def test_a_renewal_after_the_hold_was_returned_does_not_bring_it_back(setup, redis):
     keys, ledger, clock, fp = setup
-    slow = ledger.payer(fp)
-    reserved = slow.reserve(100, 20)
-    clock.now += 61  # the renewal came too late (this worker stalled): a reserve returns the hold
-    request(ledger, fp, 0)
+    slow, reserved = outlived(setup)  # the renewal came too late: this worker stalled
     assert ledger.keeper.renew_due() == 0
     assert redis.zcard(keyspace.api_key_holds(fp)) == 0 and ledger_of(keys, fp) == (GRANT, 0, 0)
     assert slow.settle(reserved, 40) == 40  # charged on the balance, once
