@@ -16,12 +16,13 @@ from dataclasses import dataclass
 OWED = "\x00owed:"
 
 # The Lua function the scripts that store one embed: state is p (a part), w (an answer still being
-# written) or n (nothing owed); more and queued are '1' or '0'.
-OWED_LUA = """
+# written) or n (nothing owed); more and queued are '1' or '0'. Built from OWED, so the two cannot differ.
+OWED_LUA = f"""
 local function owed_reply(state, more, queued, part)
-  return '\\0owed:' .. state .. more .. queued .. part
+  return '\\0{OWED[1:]}' .. state .. more .. queued .. part
 end
 """
+_HEAD = len(OWED)
 
 
 @dataclass(frozen=True)
@@ -36,5 +37,5 @@ class OwedReply:
         """The description a stored reply holds, or None for a reply stored as text."""
         if not stored.startswith(OWED):
             return None
-        state, more, queued, part = stored[6], stored[7], stored[8], stored[9:]
+        state, more, queued, part = *stored[_HEAD : _HEAD + 3], stored[_HEAD + 3 :]
         return cls(part if state == "p" else None, more == "1", state == "w", queued == "1")
