@@ -182,7 +182,7 @@ def _parse(xml: bytes | str) -> BaseMessage:
         raise WebhookError(400, f"unreadable message: {type(exc).__name__}") from None
     if not isinstance(source, str) or not valid_openid(source):
         raise WebhookError(400, "FromUserName is not an openid")
-    if not isinstance(target, str) or not _ACCOUNT_ID.match(target):
+    if not isinstance(target, str) or not _ACCOUNT_ID.fullmatch(target):
         raise WebhookError(400, "ToUserName is not an account id")
     if not isinstance(msg_type, str):
         raise WebhookError(400, "MsgType missing")
