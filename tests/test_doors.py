@@ -12,13 +12,10 @@ import json
 import pytest
 
 from bot.services import services
+from tests.helpers import OPENAI_URL as OPENAI
+from tests.helpers import SPEC_URL as SPEC
+from tests.helpers import one
 from tests.test_operations import sample, scrape
-
-SPEC, OPENAI = "/api/v1/chat/completions", "/v1/chat/completions"
-
-
-def one(question):
-    return [{"role": "user", "content": question}]
 
 
 def spec_shape(response, code):
