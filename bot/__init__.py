@@ -34,9 +34,11 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     from bot.api import openai_door, spec_door
     from bot.wechat.views import bp as wechat_bp
 
-    for door in (spec_door.bp, openai_door.bp):
+    # A request's door is its blueprint's. The spec's door answers every /api/… path, /api/v1's or
+    # not, so that a caller who misses the version still gets `{code, msg}`, as before the doors split.
+    for door, claims in ((spec_door.bp, "/api"), (openai_door.bp, openai_door.bp.url_prefix or "")):
         app.register_blueprint(door)
-        metrics.name_door(door.url_prefix or "", door.name)  # a request's door is its blueprint's
+        metrics.name_door(claims, door.name)
     app.register_blueprint(wechat_bp)
     app.register_blueprint(ops.bp)
     observe.register(app, settings.log_content)

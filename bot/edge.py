@@ -70,8 +70,10 @@ class BodyDeadline:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         sock = environ.get("gunicorn.socket")
-        # HTTP/2 bodies come in frames the connection reads, not from this request's own socket.
-        if sock is None or not _has_body(environ) or environ.get("HTTP_VERSION") == "2":
+        # HTTP/2 bodies come in frames the connection reads, not from this request's own socket. Told by
+        # the protocol gunicorn parsed: HTTP_VERSION, which its HTTP/2 worker sets, is also what an
+        # HTTP/1.1 client's own `Version: 2` header becomes, and would skip the deadline.
+        if sock is None or not _has_body(environ) or environ.get("SERVER_PROTOCOL", "").startswith("HTTP/2"):
             return self.app(environ, start_response)
         started = time.monotonic()
         environ["wsgi.input"] = _DeadlineInput(environ["wsgi.input"], started + self.seconds)

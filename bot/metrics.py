@@ -51,7 +51,7 @@ _DOOR_PREFIXES: dict[str, str] = {}  # a JSON door's path prefix → its name, a
 
 
 def name_door(prefix: str, door: str) -> None:
-    """Name the door whose blueprint serves under `prefix` (the blueprint's own url_prefix)."""
+    """Name the door that answers every path under `prefix` (its blueprint's url_prefix, or wider)."""
     _DOOR_PREFIXES[prefix.rstrip("/") + "/"] = door
 
 

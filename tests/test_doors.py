@@ -12,13 +12,10 @@ import json
 import pytest
 
 from bot.services import services
+from tests.helpers import OPENAI_URL as OPENAI
+from tests.helpers import SPEC_URL as SPEC
+from tests.helpers import one
 from tests.test_operations import sample, scrape
-
-SPEC, OPENAI = "/api/v1/chat/completions", "/v1/chat/completions"
-
-
-def one(question):
-    return [{"role": "user", "content": question}]
 
 
 def spec_shape(response, code):
@@ -37,6 +34,9 @@ def openai_shape(response, error_type):
     ("method", "path", "status", "code"),
     [
         ("GET", "/api/v1/nowhere", 404, 40401),
+        # A caller who misses the version is still answered by the spec's door, as before the doors split.
+        ("POST", "/api/chat/completions", 404, 40401),
+        ("GET", "/api/v2/chat/completions", 404, 40401),
         ("GET", SPEC, 405, 40501),
         ("DELETE", "/api/v1/openapi.json", 405, 40501),
     ],
@@ -65,6 +65,13 @@ def test_an_unrouted_request_is_counted_under_the_door_of_its_prefix(client):
     for door in ("openai", "api"):
         labels = {"door": door, "status": "4xx", "outcome": "not_found"}
         assert sample(after, "xiaoyi_requests_total", **labels) - sample(before, "xiaoyi_requests_total", **labels) == 1
+
+
+def test_a_request_under_api_without_the_version_is_counted_under_the_spec_door(client):
+    labels = {"door": "api", "status": "4xx", "outcome": "not_found"}
+    before = sample(scrape(client), "xiaoyi_requests_total", **labels)
+    client.get("/api/nowhere")
+    assert sample(scrape(client), "xiaoyi_requests_total", **labels) - before == 1
 
 
 def test_oversized_bodies_are_413_in_each_doors_shape(client, issue_key):

@@ -26,6 +26,7 @@ from schemathesis.specs.openapi.checks import (
 
 from bot.chat.dialogue import MAX_CHARS, MAX_MESSAGES, ROLES, SYSTEM_ROLES
 from bot.services import services
+from tests.helpers import OPENAI_URL, bearer, one
 
 # Per operation and mode: the whole run stays well under a minute (FUZZ_EXAMPLES=500 for a long hunt).
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "40"))
@@ -65,13 +66,9 @@ def bound(schema, key, default):
     return next((option[key] for option in options if key in option), default)
 
 
-def one(question):
-    return [{"role": "user", "content": question}]
-
-
 def openai_post(client, key, **fields):
     body = {"model": "m", "messages": one("hi"), **fields}
-    return client.post("/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"})
+    return client.post(OPENAI_URL, json=body, headers=bearer(key))
 
 
 @pytest.mark.parametrize(("field", "filler"), [("model", "m"), ("user", "u")])

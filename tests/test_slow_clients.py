@@ -98,6 +98,13 @@ CHUNKED = b"POST /v1/chat/completions HTTP/1.1\r\nHost: bot\r\nTransfer-Encoding
     [
         pytest.param(SLOW_BODY, b" ", "door=api POST /api/v1/chat/completions", id="content-length"),
         pytest.param(CHUNKED, b"1\r\n \r\n", "door=openai POST /v1/chat/completions", id="chunked"),
+        # gunicorn marks an HTTP/2 stream HTTP_VERSION=2, but on HTTP/1.1 a `Version:` header sets it too.
+        pytest.param(
+            SLOW_BODY.replace(b"Host: bot\r\n", b"Host: bot\r\nVersion: 2\r\n"),
+            b" ",
+            "door=api POST /api/v1/chat/completions",
+            id="version-header-claims-http2",
+        ),
     ],
 )
 def test_a_body_sent_a_byte_at_a_time_is_cut_off_at_its_deadline(server, connect, head, trickle, door):
