@@ -147,6 +147,21 @@ def test_a_new_question_while_an_answer_is_owed_is_not_dropped(service, wechat, 
 
 
 @pytest.mark.parametrize("service", ["customer_service"], indirect=True)
+def test_answers_are_pushed_in_the_order_asked_when_the_first_push_is_slow(service, wechat, upstream, wechat_api):
+    who = openid("order")
+    wechat_api.delay("/cgi-bin/message/custom/send", 1.0, times=1)  # q7's push; the client waits 3 s
+    first, second = run_together(
+        [
+            lambda: wechat.say(who, "q7", 9350),
+            lambda: wait_for(lambda: upstream.calls_about("q7") == 1) and wechat.say(who, "next", 9351),
+        ]
+    )
+    assert (first.reply, second.reply) == ("", "")
+    assert wait_for(lambda: len(pushes_to(wechat_api, who)) == 2)
+    assert pushes_to(wechat_api, who) == ["回答：q7", "回答：next"]
+
+
+@pytest.mark.parametrize("service", ["customer_service"], indirect=True)
 def test_failed_pushes_are_kept_for_the_next_message(service, wechat, wechat_api, redis):
     who = openid("pushfail")
     wechat_api.fail("/cgi-bin/message/custom/send", 45015)  # the follower is outside the 48 h window

@@ -38,7 +38,7 @@ from bot.store.conversation_lua import (
 from bot.store.keyspace import DAY_TTL
 from bot.store.limits import WINDOW_MS, now_ms, request_member
 from bot.store.owed import OWED, OwedReply
-from bot.store.slot_lua import BeginTurn, Begun, Finished, FinishTurn, Slot
+from bot.store.slot_lua import BeginTurn, Begun, Finished, FinishTurn, ReleaseSlot, Slot
 from bot.store.wakeups import CHANNEL, waiting
 
 __all__ = ["Claim", "Collected", "Conversation", "Deferred", "Finished", "OwedReply", "Slot"]
@@ -73,7 +73,7 @@ class Conversation:
         self.handoff_ms = HANDOFF_MS
         self._claim, self._begin, self._finish = ClaimMessage(client), BeginTurn(client), FinishTurn(client)
         self._reply, self._defer, self._collect = DecideReply(client), DeferAnswer(client), CollectOwed(client)
-        self._recover = RecoverMessage(client)
+        self._recover, self._release = RecoverMessage(client), ReleaseSlot(client)
 
     def shown(self, stored: str) -> str:
         """A stored reply as the follower reads it (the same on every delivery)."""
@@ -110,11 +110,13 @@ class Conversation:
 
     def finish_turn(
         self, openid: str, msg_id: str, question: str, answer: str, charge: int | None, parts: list[str],
-        sent: Callable[[str], None] = lambda reply: None,
+        sent: Callable[[str], None] = lambda reply: None, keep_slot: bool = False,
     ) -> Finished:  # fmt: skip
         """Record the answer and, if `charge` is not None, the turn and its tokens; free the slot (for the
         next message waiting, woken); decide the reply unless it was deferred: the first of `parts`,
         the others owed. One round trip; the reply is answered as shown ('' if another run finished).
+        `keep_slot`: a deferred answer keeps the slot (for its lease at most) until release(), so what
+        is pushed of it reaches the follower before anything the next question is answered.
 
         `sent(reply)` is called once the script is on its way to Redis, with the reply it decides
         unless the message was deferred, so a delivery waiting for it can answer a round trip
@@ -129,11 +131,18 @@ class Conversation:
             msg_id=msg_id, ok="1" if charge is not None else "0", question=question, answer=answer,
             budget=self.history_chars, idle_s=self.idle, retention_s=self.retention, charge=charge or 0,
             day_ttl=DAY_TTL, handoff_ms=self.handoff_ms, channel=CHANNEL, openid=openid, done_s=self.done,
-            sent=lambda: sent(reply),
+            keep_ms=self.lease_ms if keep_slot else 0, sent=lambda: sent(reply),
         )  # fmt: skip
         if finished.reply.startswith(OWED):
             return replace(finished, reply=self.shown(finished.reply))
         return finished
+
+    def release(self, openid: str, msg_id: str) -> None:
+        """Free the slot a deferred answer kept (finish_turn's `keep_slot`) for the next message waiting."""
+        self._release(
+            busy=keyspace.busy(openid), waiting=waiting(openid), msg_id=msg_id, handoff_ms=self.handoff_ms,
+            channel=CHANNEL, openid=openid,
+        )  # fmt: skip
 
     def decided_reply(self, openid: str, msg_id: str) -> str | None:
         """The reply decided for a message, if any (a delivery on another worker polls this)."""

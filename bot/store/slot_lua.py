@@ -63,6 +63,17 @@ local function hand_over(busy, waiting, handoff_ms, channel, openid)
 end
 """
 
+# A Lua function FINISH_TURN and RELEASE_SLOT embed (after HAND_OVER_LUA): message `msg_id` is through
+# with the slot; free it, unless another message holds it now, for the first message waiting.
+RELEASE_LUA = """
+local function release(busy, waiting, msg_id, handoff_ms, channel, openid)
+  redis.call('ZREM', waiting, msg_id)
+  local holder = redis.call('GET', busy)
+  if holder == msg_id then redis.call('DEL', busy) elseif holder then return end
+  hand_over(busy, waiting, handoff_ms, channel, openid)
+end
+"""
+
 
 @dataclass(frozen=True)
 class Slot:
@@ -143,18 +154,21 @@ class FinishTurn(Script):
     """Record the turn and its charge on today's allowance (if `ok`) once, and free the slot: it goes
     to the next message waiting, if any. Then the reply: unless one was decided already (the answer
     was deferred), it is the first part (an owed reply if more follow) and the others are owed; a deferred
-    answer's parts take its placeholder's place in the outbox instead. The claim drops its question
+    answer's parts take its placeholder's place in the outbox instead, and with `keep_ms` > 0 the slot
+    stays held that long more (until ReleaseSlot), so the answers it is about to push reach the
+    follower before the next question's. The claim drops its question
     (no run will redo it now) and is kept `done_s` more, for retries, replays and a late second run.
     Answers {reply as stored, newly owed}; reply '' if another run finished this message first (its
     claim may be gone by now: a run outlived by done_s records nothing either)."""
 
     KEYS = ("msg", "history", "busy", "outbox", "day", "waiting")
     ARGV = ("msg_id", "ok", "question", "answer", "budget", "idle_s", "retention_s", "charge", "day_ttl")
-    ARGV += ("handoff_ms", "channel", "openid", "done_s")
+    ARGV += ("handoff_ms", "channel", "openid", "done_s", "keep_ms")
     TAIL = "parts"
     LUA = (
         APPEND_PAIR_LUA
         + HAND_OVER_LUA
+        + RELEASE_LUA
         + OWED_LUA
         + """
 local msg = KEYS[1]
@@ -176,16 +190,14 @@ local handoff_ms = ARGV[10]
 local channel = ARGV[11]
 local openid = ARGV[12]
 local done_s = ARGV[13]
-local parts = {unpack(ARGV, 14)}
-local function release()
-  redis.call('ZREM', waiting, msg_id)
-  local holder = redis.call('GET', busy)
-  if holder == msg_id then redis.call('DEL', busy) elseif holder then return end
-  hand_over(busy, waiting, handoff_ms, channel, openid)
-end
+local keep_ms = tonumber(ARGV[14])
+local parts = {unpack(ARGV, 15)}
 -- No claim: it was answered (by a run that redid it) long enough ago to have expired.
 local status = redis.call('HGET', msg, 'status')
-if not status or status == 'done' then release() return {'', 0} end
+if not status or status == 'done' then
+  release(busy, waiting, msg_id, handoff_ms, channel, openid)
+  return {'', 0}
+end
 if ok then
   append_pair(history, question, answer, budget, idle_s)
   redis.call('HINCRBY', day, 'used', charge)
@@ -195,8 +207,13 @@ end
 redis.call('HSET', msg, 'status', 'done')
 redis.call('HDEL', msg, 'question')
 redis.call('EXPIRE', msg, done_s)
-release()
-if redis.call('HGET', msg, 'deferred') ~= '1' then
+local deferred = redis.call('HGET', msg, 'deferred') == '1'
+if deferred and keep_ms > 0 and redis.call('GET', busy) == msg_id then
+  redis.call('PEXPIRE', busy, keep_ms)
+else
+  release(busy, waiting, msg_id, handoff_ms, channel, openid)
+end
+if not deferred then
   local reply = parts[1]
   if #parts > 1 then
     reply = owed_reply('p', '1', '0', parts[1])
@@ -224,3 +241,24 @@ return {redis.call('HGET', msg, 'reply') or '', #parts}
     def decode(answer: list) -> Finished:
         reply, owed = answer
         return Finished(reply, int(owed))
+
+
+class ReleaseSlot(Script):
+    """Free the slot a finished message kept while its answer was pushed (FinishTurn's `keep_ms`): for
+    the first message waiting, as FinishTurn frees it. Nothing if another message holds it now."""
+
+    KEYS = ("busy", "waiting")
+    ARGV = ("msg_id", "handoff_ms", "channel", "openid")
+    LUA = (
+        HAND_OVER_LUA
+        + RELEASE_LUA
+        + """
+local busy = KEYS[1]
+local waiting = KEYS[2]
+local msg_id = ARGV[1]
+local handoff_ms = ARGV[2]
+local channel = ARGV[3]
+local openid = ARGV[4]
+release(busy, waiting, msg_id, handoff_ms, channel, openid)
+"""
+    )

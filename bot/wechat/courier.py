@@ -152,12 +152,19 @@ class Courier:
             # have the model answer anything.
             answer = xml_text(answer)
             parts = split_parts(answer)
+            # Pushing a deferred answer keeps the follower's slot: a question queued behind it is
+            # answered, and pushed, only after it, so the follower reads the answers in order.
+            pushing = self.push_mode and self.client is not None
             finished = self.conv.finish_turn(
-                openid, msg_id, question, answer, charge, parts, sent=lambda decided: self.waits.offer(key, decided)
-            )
+                openid, msg_id, question, answer, charge, parts, sent=lambda decided: self.waits.offer(key, decided),
+                keep_slot=pushing,
+            )  # fmt: skip
             reply = finished.reply
-            if finished.owed and self.push_mode:
-                self.push(openid, parts[-finished.owed :])
+            if pushing and finished.owed:
+                try:
+                    self.push(openid, parts[-finished.owed :])
+                finally:
+                    self.conv.release(openid, msg_id)
         except Exception:
             logger.exception("wechat %s msg %s: answering failed", openid, msg_id)
         finally:

@@ -29,7 +29,7 @@ class State:
     token_count: int = 0
     calls: list[Call] = field(default_factory=list)
     errors: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
-    delays: dict[str, float] = field(default_factory=dict)
+    delays: dict[str, tuple[float, int | None]] = field(default_factory=dict)  # seconds, for how many calls
 
 
 class WeChatApiDouble:
@@ -57,10 +57,18 @@ class WeChatApiDouble:
         with self.lock:
             self.state.errors[path].extend(errcodes)
 
-    def delay(self, path: str, seconds: float) -> None:
-        """Answer calls to `path` only after `seconds` (longer than the client waits: a timeout)."""
+    def delay(self, path: str, seconds: float, times: int | None = None) -> None:
+        """Answer calls to `path` (the next `times` of them, or all) only after `seconds` (longer than
+        the client waits: a timeout)."""
         with self.lock:
-            self.state.delays[path] = seconds
+            self.state.delays[path] = (seconds, times)
+
+    def _delay_for(self, path: str) -> float:
+        with self.lock:
+            seconds, times = self.state.delays.get(path, (0.0, None))
+            if times is not None:
+                self.state.delays[path] = (seconds, times - 1) if times > 1 else (0.0, None)
+            return seconds
 
     def calls_to(self, path: str) -> list[Call]:
         with self.lock:
@@ -92,7 +100,7 @@ class WeChatApiDouble:
             def _serve(self, body: Any) -> None:
                 url = urlparse(self.path)
                 query = {k: v[0] for k, v in parse_qs(url.query).items()}
-                time.sleep(double.state.delays.get(url.path, 0.0))
+                time.sleep(double._delay_for(url.path))
                 self.send_json(200, json.dumps(double.answer(url.path, query, body)).encode())
 
             def do_GET(self) -> None:
