@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 import ahocorasick_rs
 
-from bot.safety.text import normalise, positions
+from bot.safety.text import _read, normalise, positions
 
 MASK = "＊"  # full-width, as wide as the CJK character it hides
 
@@ -44,21 +44,22 @@ class WordList:
     def mask(self, text: str) -> tuple[str, int]:
         """`text` with every character of every match replaced by ＊, and the number of matches.
 
-        The separators between a match's characters stay. Masking turns characters into separators,
-        so it is repeated until nothing matches: `敏感敏感词词` is not left as `敏感＊＊＊词`."""
-        count = 0
-        while spans := self.spans(text):
-            count += len(spans)
-            chars = list(text)
-            for start, end in spans:
-                for i in range(start, end):
-                    if not _is_separator(chars[i]):
-                        chars[i] = MASK
-            text = "".join(chars)
-        if self.hits(text):  # read whole, the text differs from read a cluster at a time: hide it all
-            text, count = "".join(c if _is_separator(c) else MASK for c in text), max(count, 1)
-        return text, count
+        The separators between a match's characters stay. A mask is a barrier, not a separator: what
+        is left either side of one is not read as joined (`敏感敏感词词` shows as `敏感＊＊＊词`)."""
+        spans = self.spans(text)
+        if not spans and self.hits(text):  # read whole, the text differs from read a cluster at a time
+            spans = [(0, len(text))]
+        return masked(text, [i for start, end in spans for i in range(start, end)]), len(spans)
+
+
+def masked(text: str, indexes) -> str:
+    """`text` with the characters at `indexes` replaced by ＊, separators left as they are."""
+    chars = list(text)
+    for i in indexes:
+        if not _is_separator(chars[i]):
+            chars[i] = MASK
+    return "".join(chars)
 
 
 def _is_separator(char: str) -> bool:
-    return not normalise(char)
+    return not _read(char)
