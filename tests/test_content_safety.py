@@ -134,7 +134,10 @@ def test_no_streamed_event_carries_the_word_wherever_the_pieces_cut_it(client, i
 
 
 def test_a_blocked_stream_stops_with_content_filter_having_shown_nothing_of_the_word(blocking, issue_key, upstream):
-    upstream.reset(answer=answering("一二三四五六七八九十敏感词之后还有很多很多字"), piece_chars=2)
+    # after the word the model goes on writing, a piece every 10 ms, so hanging up on it can be seen
+    upstream.reset(
+        answer=answering("一二三四五六七八九十敏感词" + "之后还有很多字" * 20), piece_chars=2, chunk_delay=0.01
+    )
     key = issue_key()
     chunks = events(ask_openai(blocking, key, "hi", stream=True))
     shown = streamed_text(chunks)

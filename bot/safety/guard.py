@@ -9,6 +9,7 @@ only: a clean message costs none).
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import replace
 
 import redis
@@ -46,7 +47,7 @@ class ContentGuard:
 
     def _rebuild(self, runtime: list[str]) -> None:
         self.words = WordList([*self._file_readings, *runtime], read=True)  # swapped whole
-        logger.info("banned words: %d in use", len(self.words))
+        logger.info("banned words: %d in use in worker %d", len(self.words), os.getpid())
 
     def close(self) -> None:
         self.refresher.close()
