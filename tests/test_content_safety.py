@@ -201,3 +201,10 @@ def test_metrics_count_hits_by_direction_and_action(client, issue_key, upstream)
     ask(client, issue_key(), "敏感词")
     body = client.get("/metrics").data.decode()
     assert 'xiaoyi_sensitive_hits_total{action="refuse",direction="question"}' in body
+
+
+def test_the_openapi_document_names_the_refusal_on_both_doors(client):
+    paths = client.get("/api/v1/openapi.json").get_json()["paths"]
+    refused = {path: paths[path]["post"]["responses"]["400"]["description"] for path in paths if "chat" in path}
+    assert "40006 问题包含本服务不接受的内容" in refused["/api/v1/chat/completions"]
+    assert "invalid_request_error/content_filter" in refused["/v1/chat/completions"]
