@@ -64,14 +64,16 @@ def _wechat_door(svc: Services) -> tuple[Courier, Dispatcher]:
         window=settings.wechat_window,
         push_mode=settings.wechat_reply_mode == "customer_service",
         daily_tokens=settings.limits.daily_chat_tokens,
+        guard=svc.guard,
     )  # fmt: skip
-    admin = AdminCommands(svc.keys, svc.conversation, svc.stats, svc.wechat_client)
+    admin = AdminCommands(svc.keys, svc.conversation, svc.stats, svc.wechat_client, guard=svc.guard)
     dispatcher = Dispatcher(
         svc.conversation, svc.keys, courier, admin,
         admins=settings.admin_openids,
         key_keywords=settings.key_keywords,
         public_url=settings.public_url,
         base_url=lambda: request.url_root,  # the request's own, when BOT_PUBLIC_URL is not set
+        guard=svc.guard,
     )  # fmt: skip
     return courier, dispatcher
 

@@ -161,5 +161,7 @@ def say(text: str, openid: str, click_key: bool, url: str | None, mode: str | No
 
 
 def register(app: Flask) -> None:
-    for group in (keys_cli, wechat_cli, block_cli, unblock_cli):
+    from bot.safety.cli import words_cli
+
+    for group in (keys_cli, wechat_cli, block_cli, unblock_cli, words_cli):
         app.cli.add_command(group)

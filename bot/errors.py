@@ -15,6 +15,7 @@ class Failure(Enum):
     INVALID_MESSAGES = (40002, 400, "messages 不合法")
     QUESTION_TOO_LONG = (40003, 400, "问题过长")
     BODY_TOO_LARGE = (40005, 413, "请求体过大")
+    CONTENT_REFUSED = (40006, 400, "问题包含本服务不接受的内容")
     MISSING_KEY = (40101, 401, "缺少 api_secret_key")
     INVALID_KEY = (40102, 401, "api_secret_key 无效或已被撤销")
     QUOTA_EXHAUSTED = (40201, 402, "token 余额不足")

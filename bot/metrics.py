@@ -46,6 +46,15 @@ CONNECTIONS_REFUSED = Counter(
     "xiaoyi_connections_refused_total", "Connections refused: their address held BOT_CONNECTIONS_PER_ADDRESS already"
 )
 
+SENSITIVE_HITS = Counter(
+    "xiaoyi_sensitive_hits_total",
+    "Banned content found, by direction (question, answer) and action (refuse, mask, block)",
+    ["direction", "action"],
+)
+MODERATION = Counter(
+    "xiaoyi_moderation_total", "Questions put to BOT_MODERATION_URL, by outcome (clean, flagged, error)", ["outcome"]
+)
+
 _door: ContextVar[str] = ContextVar("xiaoyi_door", default="")
 _DOOR_PREFIXES: dict[str, str] = {}  # a JSON door's path prefix → its name, as create_app registers it
 
@@ -104,6 +113,15 @@ def count_redis_error(door: str) -> None:
 def count_connection_refused() -> None:
     """A connection closed at once by config/worker.py: its client address held its cap already."""
     CONNECTIONS_REFUSED.inc()
+
+
+def count_sensitive_hit(direction: str, action: str) -> None:
+    """One question refused, or one answer masked or blocked (bot/safety/guard.py)."""
+    SENSITIVE_HITS.labels(direction, action).inc()
+
+
+def count_moderation(outcome: str) -> None:
+    MODERATION.labels(outcome).inc()
 
 
 @contextmanager

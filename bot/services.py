@@ -14,6 +14,10 @@ from redis.cluster import RedisCluster
 from bot.chat.core import ChatService
 from bot.chat.dialogue import MAX_CHARS
 from bot.chat.providers import OfflineProvider, OpenAIProvider, Provider, ProxyNotSupported
+from bot.safety.guard import ContentGuard
+from bot.safety.moderation import Moderation
+from bot.safety.runtime import WordStore
+from bot.safety.wordfile import DEFAULT_FILE, WordFileError, load_files
 from bot.store.apikeys import KeyStore
 from bot.store.blocks import Blocklist
 from bot.store.connection import connect, disconnect
@@ -46,11 +50,13 @@ class Services:
     conversation: Conversation
     signed_queries: SignedQueries
     wakeups: Wakeups  # questions waiting for a follower's model slot, woken when it frees
+    guard: ContentGuard  # banned words and moderation, for questions and answers on every door
     probe: redis.Redis | None = None  # /readyz's own client, with short timeouts
 
     def close(self) -> None:
         """Release every connection the app holds (tests and a clean shutdown)."""
         self.wakeups.close()
+        self.guard.close()
         disconnect(self.redis)
         if self.probe is not None:
             disconnect(self.probe)
@@ -88,6 +94,7 @@ def build_services(settings: Settings) -> Services:
         blocks=Blocklist(client),
         conversation=_conversation(client, settings),
         wakeups=Wakeups(client),
+        guard=build_guard(client, settings),
         stats=Stats(client),
         signed_queries=SignedQueries(client, window_seconds=_replay_window(settings)),
         probe=connect(
@@ -104,6 +111,25 @@ def build_services(settings: Settings) -> Services:
         if settings.wechat_appid and settings.wechat_secret
         else None,
     )
+
+
+def build_guard(client: redis.Redis, settings: Settings) -> ContentGuard:
+    """The content guard: the word files (a bad one stops start-up, naming file and line), the
+    run-time list in Redis, and the moderation service if one is configured."""
+    try:
+        file_words = load_files(settings.sensitive_words_files or (str(DEFAULT_FILE),))
+    except WordFileError as error:
+        raise ConfigError("BOT_SENSITIVE_WORDS_FILES", f"names a bad file: {error}") from None
+    moderation = None
+    if settings.moderation_url:
+        moderation = Moderation(
+            settings.moderation_url, settings.moderation_api_key, settings.moderation_timeout,
+            settings.moderation_fail_closed,
+        )  # fmt: skip
+    return ContentGuard(
+        file_words, WordStore(client), action=settings.sensitive_answer_action, moderation=moderation,
+        log_content=settings.log_content,
+    )  # fmt: skip
 
 
 def _replay_window(settings: Settings) -> int:

@@ -67,6 +67,13 @@ class Settings:
     # The HTTP edge (config/worker.py, bot/edge.py): slow bodies and connection hoarding
     body_timeout: float = 5.0
     connections_per_address: int = 200
+    # Content safety (bot/safety/): banned words, what a banned word in an answer becomes, moderation
+    sensitive_words_files: tuple[str, ...] = ()  # () = the shipped config/sensitive_words.txt
+    sensitive_answer_action: str = "mask"  # mask | block
+    moderation_url: str = ""
+    moderation_api_key: str = ""
+    moderation_timeout: float = 1.5
+    moderation_fail_closed: bool = False
 
     @property
     def dev(self) -> bool:
@@ -141,7 +148,23 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         **_wechat(read),
         limits=_limits(read),
         **_operations(read, env),
+        **_safety(read),
     )
+
+
+def _safety(read: Reader) -> dict:
+    files = tuple(f.strip() for f in read.str("BOT_SENSITIVE_WORDS_FILES").split(",") if f.strip())
+    url = read.str("BOT_MODERATION_URL")
+    if url:
+        read.url("BOT_MODERATION_URL", url, ("http", "https"))
+    return {
+        "sensitive_words_files": files,
+        "sensitive_answer_action": read.choice("BOT_SENSITIVE_ANSWER_ACTION", "mask", ("mask", "block")),
+        "moderation_url": url,
+        "moderation_api_key": read.str("BOT_MODERATION_API_KEY"),
+        "moderation_timeout": read.float("BOT_MODERATION_TIMEOUT", 1.5, 0.1, 30.0),
+        "moderation_fail_closed": read.choice("BOT_MODERATION_FAIL", "open", ("open", "closed")) == "closed",
+    }
 
 
 def _operations(read: Reader, env: str) -> dict:

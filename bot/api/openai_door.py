@@ -42,11 +42,14 @@ def chat_completions() -> Response:
 def _serve(api_key: ApiKey, req: ChatRequest) -> Response:
     started, svc = time.monotonic(), services()
     note_content(req.turns[-1].content)
+    who, system = log_id(api_key.fingerprint), req.options.system
+    svc.guard.check_question([*([system] if system else []), *(t.content for t in req.turns)], "v1", who)
     payer = key_payer(api_key, req.user)
     if req.stream:
         answer = svc.chat.stream(req.turns, payer, req.options)
-        return stream_response(answer, OpenAIStream(answer, req), "v1", log_id(api_key.fingerprint), started)
-    completion = svc.chat.complete(req.turns, payer, req.options)
+        screen = svc.guard.stream_screen("v1", who, "")  # OpenAI's way: no text, finish_reason content_filter
+        return stream_response(answer, OpenAIStream(answer, req), "v1", who, started, screen)
+    completion = svc.guard.screen_completion(svc.chat.complete(req.turns, payer, req.options), "v1", who, "")
     note_answer(completion.id, completion.usage.total_tokens)  # on the request's one log line
     return json_response(openai_completion(completion, req.model))
 

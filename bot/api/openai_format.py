@@ -37,6 +37,7 @@ from bot.errors import ChatError, Failure
 # Out of balance is OpenAI's 429 insufficient_quota, which its SDKs raise as RateLimitError.
 _ERRORS: dict[Failure, tuple[int, str, str | None]] = {
     Failure.QUESTION_TOO_LONG: (400, "invalid_request_error", "context_length_exceeded"),
+    Failure.CONTENT_REFUSED: (400, "invalid_request_error", "content_filter"),
     Failure.MISSING_KEY: (401, "invalid_request_error", None),
     Failure.INVALID_KEY: (401, "invalid_request_error", "invalid_api_key"),
     Failure.QUOTA_EXHAUSTED: (429, "insufficient_quota", "insufficient_quota"),

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from bot.chat.core import AnswerStream
 from bot.errors import ChatError
+from bot.safety.guard import AnswerScreen
 
 logger = logging.getLogger(__name__)
 
@@ -37,27 +38,42 @@ class StreamFormat(Protocol):
     def failure(self, error: ChatError, answer: AnswerStream) -> bytes: ...
 
 
-def stream_response(answer: AnswerStream, form: StreamFormat, label: str, who: str, started: float) -> Response:
-    """A text/event-stream whose events reach the client as they are made."""
-    response = Response(_events(answer, form, label, who, started), mimetype="text/event-stream")
+def stream_response(
+    answer: AnswerStream, form: StreamFormat, label: str, who: str, started: float, screen: AnswerScreen
+) -> Response:
+    """A text/event-stream whose events reach the client as they are made, each through `screen`."""
+    response = Response(_events(answer, form, label, who, started, screen), mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"  # nginx and friends: do not hold events back
     return response
 
 
-def _events(answer: AnswerStream, form: StreamFormat, label: str, who: str, started: float) -> Iterator[bytes]:
+def _events(
+    answer: AnswerStream, form: StreamFormat, label: str, who: str, started: float, screen: AnswerScreen
+) -> Iterator[bytes]:
     """The answer's events; it is closed (and settled) before the last is sent, and whatever
-    happens, even the client hanging up mid-answer, it is closed and the stream is logged once."""
+    happens, even the client hanging up mid-answer, it is closed and the stream is logged once.
+    One event per piece, as the model writes them: the screen holds back at most the tail that may
+    still become a banned word, released with the next piece or at the end."""
     outcome = "client gone"
     try:
         yield from form.opening()
         for piece in answer:
-            yield form.piece(piece)
+            yield form.piece(screen.feed(piece))
+            if screen.blocked:  # the rest is withheld: stop the model (billed for what it wrote)
+                answer.content_filtered = True
+                break
+        rest = screen.finish()
+        if rest:
+            yield form.piece(rest)
         answer.close()
         outcome = "ok"
         yield from form.closing(answer)
     except ChatError as error:
         answer.close()
+        rest = screen.finish()  # what was held is masked, and nothing more will come to complete a word
+        if rest:
+            yield form.piece(rest)
         outcome = error.failure.name
         yield form.failure(error, answer)
     finally:

@@ -39,6 +39,7 @@ from bot.errors_http import answer_failures
 from bot.ids import log_id
 from bot.observe import note_answer, note_content
 from bot.services import services
+from bot.wechat.texts import ANSWER_BLOCKED
 
 # The blueprint's name is the door's on /metrics and in the request log.
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -84,11 +85,14 @@ def serve(body: dict[str, Any]) -> Response:
     turns = check_dialogue([Turn(m.role, m.content) for m in req.messages])
     api_key = api_key_of(req.api_secret_key)
     note_content(turns[-1].content)
+    who, guard = log_id(api_key.fingerprint), services().guard
+    guard.check_question([t.content for t in turns], "api", who)  # every turn reaches the model
     chat, payer = services().chat, key_payer(api_key, req.user or None)
     if req.stream:
         answer = chat.stream(turns, payer)
-        return stream_response(answer, SpecStream(answer), "api", log_id(api_key.fingerprint), started)
-    completion = chat.complete(turns, payer)
+        screen = guard.stream_screen("api", who, ANSWER_BLOCKED)
+        return stream_response(answer, SpecStream(answer), "api", who, started, screen)
+    completion = guard.screen_completion(chat.complete(turns, payer), "api", who, ANSWER_BLOCKED)
     note_answer(completion.id, completion.usage.total_tokens)  # on the request's one log line
     return json_response(spec_completion(completion))
 

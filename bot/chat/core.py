@@ -148,10 +148,11 @@ class AnswerStream:
         self._produced = [first]
         self._next: str | None = first
         self._settled = False
+        self.content_filtered = False  # set when content safety withheld the rest (bot/safety/guard.py)
 
     @property
     def finish_reason(self) -> str:
-        return self._pieces.finish_reason
+        return "content_filter" if self.content_filtered else self._pieces.finish_reason
 
     def __iter__(self) -> Iterator[str]:
         while self._next is not None:

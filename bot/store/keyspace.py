@@ -118,3 +118,18 @@ def readiness() -> str:
 def _digest(value: str) -> str:
     # A `user` value is any string a developer chose: hashing keeps braces and colons out of keys.
     return hashlib.sha256(value.encode()).hexdigest()[:32]
+
+
+def banned_words() -> str:
+    """The words banned at run time (a set of their readings, bot/safety/text.py), beside their version."""
+    return f"{PREFIX}:{{safety}}:words"
+
+
+def banned_words_version() -> str:
+    """Raised on every change of `banned_words`: each worker polls it and rebuilds its list on a change."""
+    return f"{PREFIX}:{{safety}}:words:version"
+
+
+def refusals_day(day: str) -> str:
+    """Hash of one day's content-safety hits (questions refused, answers masked or blocked), for /stats."""
+    return f"{PREFIX}:{{stats}}:refusals:{day}"

@@ -10,6 +10,8 @@ import requests
 from wechatpy.exceptions import WeChatClientException
 
 from bot.ids import log_id, valid_openid
+from bot.safety.admin import run_ban
+from bot.safety.guard import ContentGuard
 from bot.store.apikeys import KeyStore
 from bot.store.conversation import Conversation
 from bot.store.stats import Stats
@@ -25,7 +27,11 @@ MAX_GRANT = 10**9
 class AdminCommands:
     """The commands, built once per app; `run` is told which admin sent each one (for the log)."""
 
-    def __init__(self, keys: KeyStore, conversation: Conversation, stats: Stats, client: SharedTokenClient | None):
+    def __init__(
+        self, keys: KeyStore, conversation: Conversation, stats: Stats, client: SharedTokenClient | None,
+        guard: ContentGuard | None = None,
+    ):  # fmt: skip
+        self.guard = guard  # the banned words, for /ban and /stats
         self.keys = keys
         self.conversation = conversation
         self.stats = stats
@@ -34,6 +40,9 @@ class AdminCommands:
     def run(self, admin: str, text: str) -> str:
         """The reply to `text` ("/name args…") from `admin`, an openid the caller found in BOT_ADMIN_OPENIDS."""
         name, *args = text[1:].split() or ["help"]
+        if name.lower() == "ban" and self.guard is not None:  # its word may hold spaces, and is not logged
+            logger.info("admin %s ran /ban %s", admin, _loggable(args[0]) if args else "")
+            return run_ban(self.guard.store, args)
         handler = getattr(self, f"do_{name.lower()}", None)
         if handler is None:
             return f"未知命令 /{name}。\n\n{texts.ADMIN_HELP}"
@@ -81,7 +90,10 @@ class AdminCommands:
 
     def do_stats(self, _admin: str, *_: str) -> str:
         day = self.stats.today()
-        return texts.STATS.format(**day.__dict__)
+        reply = texts.STATS.format(**day.__dict__)
+        if self.guard is not None:
+            reply += texts.STATS_REFUSALS.format(**self.guard.store.today())
+        return reply
 
     def do_menu(self, admin: str, *_: str) -> str:
         client = self.client

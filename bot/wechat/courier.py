@@ -26,6 +26,8 @@ from bot import metrics
 from bot.chat.core import ChatService
 from bot.chat.dialogue import ROLES, Turn
 from bot.errors import ChatError, Failure
+from bot.safety.guard import ContentGuard
+from bot.safety.moderation import Verdict
 from bot.store.conversation import Conversation, Slot
 from bot.store.quota import TurnAllowance
 from bot.store.wakeups import EXPIRY_MARGIN, Wakeups
@@ -68,7 +70,7 @@ class Courier:
 
     def __init__(
         self, conversation: Conversation, chat: ChatService, wakeups: Wakeups, client: SharedTokenClient | None,
-        waits: LocalWaits, *, window: float, push_mode: bool, daily_tokens: int,
+        waits: LocalWaits, *, window: float, push_mode: bool, daily_tokens: int, guard: ContentGuard | None = None,
     ):  # fmt: skip
         self.conv = conversation
         self.chat = chat
@@ -78,6 +80,7 @@ class Courier:
         self.window = window  # seconds a delivery waits for the reply (BOT_WECHAT_WINDOW)
         self.push_mode = push_mode  # customer_service: answers are pushed, not left for 继续
         self.daily_tokens = daily_tokens  # a follower's free chat tokens per day
+        self.guard = guard  # moderation of the question, banned words in the answer
 
     # --- deliveries -------------------------------------------------------------------------
 
@@ -175,6 +178,9 @@ class Courier:
         slot = slot or self._wait_for_turn(openid, msg_id)
         if slot is None:
             return texts.BUSY, None
+        refusal = self._moderation_refusal(openid, question)
+        if refusal is not None:
+            return refusal, None
         started = time.monotonic()
         payer = TurnAllowance(self.daily_tokens, slot.used_today)
         dialogue = [Turn(ROLES[i % 2], content) for i, content in enumerate(slot.history)]
@@ -184,7 +190,21 @@ class Courier:
             logger.info("wechat %s msg %s failed: %s", openid, msg_id, error.failure.name)
             return _FAILURE_TEXTS.get(error.failure, texts.UPSTREAM_FAILED), None
         logger.debug("wechat %s msg %s answered in %.1fs", openid, msg_id, time.monotonic() - started)
-        return completion.content, payer.charged
+        return self._shown(openid, completion.content), payer.charged
+
+    def _moderation_refusal(self, openid: str, question: str) -> str | None:
+        """The reply instead of an answer if moderation refuses the question (its time is the window's)."""
+        verdict = self.guard.moderate([question], "wechat", f"openid={openid}") if self.guard else Verdict.CLEAN
+        if verdict is Verdict.FLAGGED:
+            return texts.QUESTION_REFUSED
+        return texts.MODERATION_UNAVAILABLE if verdict is Verdict.UNAVAILABLE else None
+
+    def _shown(self, openid: str, answer: str) -> str:
+        """The answer as the follower may see it, and as their history records it."""
+        if self.guard is None:
+            return answer
+        shown, blocked = self.guard.screen_answer(answer, "wechat", f"openid={openid}")
+        return texts.ANSWER_BLOCKED if blocked else shown
 
     def _wait_for_turn(self, openid: str, msg_id: str) -> Slot | None:
         """The follower's model slot once the messages before this one are through: woken, not polling."""

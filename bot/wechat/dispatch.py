@@ -11,12 +11,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Collection
+from dataclasses import replace
 from typing import NamedTuple
 
 from wechatpy.messages import BaseMessage
 
 from bot.errors import Failure
 from bot.ids import log_id
+from bot.safety.guard import ContentGuard
 from bot.store.apikeys import KeyStore
 from bot.store.conversation import Claim, Conversation
 from bot.wechat import texts
@@ -44,6 +46,7 @@ class Dispatcher:
     def __init__(
         self, conversation: Conversation, keys: KeyStore, courier: Courier, admin: AdminCommands, *,
         admins: Collection[str], key_keywords: Collection[str], public_url: str, base_url: Callable[[], str],
+        guard: ContentGuard | None = None,
     ):  # fmt: skip
         self.conversation = conversation
         self.keys = keys
@@ -53,11 +56,12 @@ class Dispatcher:
         self.key_keywords = key_keywords  # BOT_KEY_KEYWORDS, lower case
         self.public_url = public_url  # BOT_PUBLIC_URL, named in a key's reply; else the request's own
         self.base_url = base_url  # computed only when a reply shows it
+        self.guard = guard  # banned words: a question holding one is refused before anything is stored
 
     def reply(self, message: BaseMessage, arrived: float | None = None) -> str | None:
         """The reply to one delivery: text, NO_REPLY, or None to stay silent so WeChat tries again."""
         arrived = time.monotonic() if arrived is None else arrived
-        incoming = classify(message, self.admins, self.key_keywords)
+        incoming = self.screened(classify(message, self.admins, self.key_keywords))
         openid, msg_id = incoming.openid, incoming.msg_id
         claim = self.conversation.claim(openid, msg_id, incoming.question, ask=incoming.kind is Kind.QUESTION)
         if claim.reply:
@@ -81,11 +85,20 @@ class Dispatcher:
                 return self.ask(incoming, claim)
             case Kind.CONTINUE:
                 return self.courier.collect(openid, msg_id, None)
+            case Kind.REFUSED:  # not echoed, not asked, no turn, no cost
+                return self.decide(openid, msg_id, texts.QUESTION_REFUSED)
             case Kind.TOO_LONG:
                 return self.decide(openid, msg_id, texts.QUESTION_TOO_LONG.format(length=len(incoming.text)))
             case _:
                 stored, drawn = self.answer_at_once(incoming)
                 return self.shown(openid, self.decide(openid, msg_id, stored), drawn)
+
+    def screened(self, incoming: Incoming) -> Incoming:
+        """A question holding a banned word becomes REFUSED (in-process: no Redis round trip)."""
+        guard, who = self.guard, f"openid={incoming.openid}"
+        if incoming.kind is Kind.QUESTION and guard is not None and guard.words_hit([incoming.text], "wechat", who):
+            return replace(incoming, kind=Kind.REFUSED)
+        return incoming
 
     def ask(self, incoming: Incoming, claim: Claim) -> str | None:
         """Start the question's model call, unless the follower is blocked or is owed older answers first."""

@@ -19,6 +19,7 @@ class Kind(Enum):
     CONTINUE = "continue"  # 继续 / continue / more: the next part owed
     QUESTION = "question"  # text for the model
     TOO_LONG = "too long"  # a question over the dialogue's MAX_CHARS: answered with a note, never asked
+    REFUSED = "refused"  # a question holding a banned word: answered with a fixed text, never asked
     EVENT = "event"  # subscribe, menu clicks, and events answered with nothing
     UNSUPPORTED = "unsupported"  # images, blank text, voice WeChat could not recognise …
 

@@ -21,6 +21,9 @@ BUSY = "服务繁忙，请稍后再试。"
 DAILY_CAP = "今天的免费聊天额度已经用完啦，明天再来吧～（API 密钥的额度不受影响）"
 RATE_LIMITED = "发得太快啦，请稍等一会儿再发。"
 BLOCKED = "你的账号已被暂停使用聊天功能，如有疑问请联系管理员。"
+QUESTION_REFUSED = "抱歉，这个问题包含本服务不便回答的内容，换个话题吧。"
+ANSWER_BLOCKED = "抱歉，这个回答包含不便展示的内容，已被隐藏。换个问法试试吧。"
+MODERATION_UNAVAILABLE = "内容审核暂时不可用，请稍后再试。"
 RESET_DONE = "好的，已清空我们的对话记录，可以开始新话题了。"
 
 KEY_HOWTO = (
@@ -40,7 +43,8 @@ ADMIN_HELP = (
     "/rotate <openid> 撤销并换发密钥（余额保留）\n"
     "/grant <openid|key> <tokens> 增加额度\n"
     "/stats 今日统计\n"
-    "/menu 发布 config/menu.json 中的自定义菜单"
+    "/menu 发布 config/menu.json 中的自定义菜单\n"
+    "/ban add|del|list 管理违禁词"
 )
 STATS = (
     "今日统计（北京时间）：\n"
@@ -48,6 +52,7 @@ STATS = (
     "公众号消息：{messages} 条，{chat_tokens} tokens\n"
     "API 调用：{api_calls} 次，{api_tokens} tokens"
 )
+STATS_REFUSALS = "\n内容拦截：提问 {question} 次，回答 {answer} 次"
 
 # Answers that take longer than WeChat waits (see bot/wechat/courier.py).
 THINKING = "【正在思考…】这个问题需要多想一会儿，请稍后发送「继续」获取回答。"
