@@ -53,6 +53,7 @@ def _wechat_door(svc: Services) -> tuple[Courier, Dispatcher]:
     the clients and settings it uses."""
     from flask import request
 
+    from bot.chat.routing import upstream_states
     from bot.wechat.admin import AdminCommands
     from bot.wechat.courier import Courier
     from bot.wechat.dispatch import Dispatcher
@@ -65,7 +66,9 @@ def _wechat_door(svc: Services) -> tuple[Courier, Dispatcher]:
         push_mode=settings.wechat_reply_mode == "customer_service",
         daily_tokens=settings.limits.daily_chat_tokens,
     )  # fmt: skip
-    admin = AdminCommands(svc.keys, svc.conversation, svc.stats, svc.wechat_client)
+    admin = AdminCommands(
+        svc.keys, svc.conversation, svc.stats, svc.wechat_client, upstreams=lambda: upstream_states(svc.provider)
+    )
     dispatcher = Dispatcher(
         svc.conversation, svc.keys, courier, admin,
         admins=settings.admin_openids,

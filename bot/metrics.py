@@ -46,6 +46,22 @@ CONNECTIONS_REFUSED = Counter(
     "xiaoyi_connections_refused_total", "Connections refused: their address held BOT_CONNECTIONS_PER_ADDRESS already"
 )
 
+UPSTREAM_CALLS = Counter("xiaoyi_upstream_calls_total", "Attempts sent to each model upstream", ["upstream"])
+UPSTREAM_FAILURES = Counter(
+    "xiaoyi_upstream_failures_total",
+    "Attempts that failed, by upstream and reason (timeout, unreachable, http_<status>, bad_answer, mid_answer)",
+    ["upstream", "reason"],
+)
+UPSTREAM_FAILOVERS = Counter(
+    "xiaoyi_upstream_failovers_total", "Calls passed on to the next upstream after this one failed", ["upstream"]
+)
+UPSTREAM_ATTEMPT_SECONDS = Histogram(
+    "xiaoyi_upstream_attempt_seconds",
+    "Time each upstream took to its first answer token (the whole answer without streaming) or its failure",
+    ["upstream"],
+    buckets=(0.005, 0.025, 0.1, 0.25, 0.5, 1, 2, 4.5, 10, 30, 60),
+)
+
 _door: ContextVar[str] = ContextVar("xiaoyi_door", default="")
 _DOOR_PREFIXES: dict[str, str] = {}  # a JSON door's path prefix → its name, as create_app registers it
 
@@ -104,6 +120,24 @@ def count_redis_error(door: str) -> None:
 def count_connection_refused() -> None:
     """A connection closed at once by config/worker.py: its client address held its cap already."""
     CONNECTIONS_REFUSED.inc()
+
+
+def count_upstream_attempt(upstream: str, seconds: float, failure: str | None = None) -> None:
+    """One attempt at one upstream (bot/chat/routing.py): its time, and its failure's reason if it failed."""
+    UPSTREAM_CALLS.labels(upstream).inc()
+    UPSTREAM_ATTEMPT_SECONDS.labels(upstream).observe(seconds)
+    if failure is not None:
+        UPSTREAM_FAILURES.labels(upstream, failure).inc()
+
+
+def count_upstream_failure(upstream: str, failure: str) -> None:
+    """A failure after an attempt's first token (a stream broken mid-answer)."""
+    UPSTREAM_FAILURES.labels(upstream, failure).inc()
+
+
+def count_failover(upstream: str) -> None:
+    """A call that `upstream` failed went on to the next upstream."""
+    UPSTREAM_FAILOVERS.labels(upstream).inc()
 
 
 @contextmanager

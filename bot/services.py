@@ -13,7 +13,9 @@ from redis.cluster import RedisCluster
 
 from bot.chat.core import ChatService
 from bot.chat.dialogue import MAX_CHARS
+from bot.chat.health import Health
 from bot.chat.providers import OfflineProvider, OpenAIProvider, Provider, ProxyNotSupported
+from bot.chat.routing import Models, Router, Upstream
 from bot.store.apikeys import KeyStore
 from bot.store.blocks import Blocklist
 from bot.store.connection import connect, disconnect
@@ -46,6 +48,7 @@ class Services:
     conversation: Conversation
     signed_queries: SignedQueries
     wakeups: Wakeups  # questions waiting for a follower's model slot, woken when it frees
+    models: Models  # the public model names of the OpenAI door, and their routes
     probe: redis.Redis | None = None  # /readyz's own client, with short timeouts
 
     def close(self) -> None:
@@ -62,9 +65,17 @@ class Services:
 def build_provider(settings: Settings) -> Provider:
     if settings.offline:
         return OfflineProvider()
+    several = len(settings.upstreams) > 1  # then the retry is the next upstream, not the same one again
     try:
-        return OpenAIProvider(
-            settings.openai_base_url, settings.openai_api_key, settings.openai_model, settings.openai_timeout
+        return Router(
+            [
+                Upstream(
+                    spec,
+                    OpenAIProvider(spec.base_url, spec.api_key, spec.model, spec.timeout, retry=not several),
+                    Health(settings.upstream_failures, settings.upstream_cooldown),
+                )
+                for spec in settings.upstreams
+            ]
         )
     except ProxyNotSupported as error:
         proxy = "HTTPS_PROXY/HTTP_PROXY/ALL_PROXY"
@@ -88,6 +99,7 @@ def build_services(settings: Settings) -> Services:
         blocks=Blocklist(client),
         conversation=_conversation(client, settings),
         wakeups=Wakeups(client),
+        models=Models.of(settings.openai_model, settings.upstreams),
         stats=Stats(client),
         signed_queries=SignedQueries(client, window_seconds=_replay_window(settings)),
         probe=connect(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -25,11 +26,15 @@ MAX_GRANT = 10**9
 class AdminCommands:
     """The commands, built once per app; `run` is told which admin sent each one (for the log)."""
 
-    def __init__(self, keys: KeyStore, conversation: Conversation, stats: Stats, client: SharedTokenClient | None):
+    def __init__(
+        self, keys: KeyStore, conversation: Conversation, stats: Stats, client: SharedTokenClient | None,
+        upstreams: Callable[[], list[dict]] = list,
+    ):  # fmt: skip
         self.keys = keys
         self.conversation = conversation
         self.stats = stats
         self.client = client  # WeChat's API, for /menu (None: WECHAT_APPID/WECHAT_SECRET not set)
+        self.upstreams = upstreams  # the model upstreams' states in this worker (bot/chat/routing.py)
 
     def run(self, admin: str, text: str) -> str:
         """The reply to `text` ("/name args…") from `admin`, an openid the caller found in BOT_ADMIN_OPENIDS."""
@@ -82,6 +87,12 @@ class AdminCommands:
     def do_stats(self, _admin: str, *_: str) -> str:
         day = self.stats.today()
         return texts.STATS.format(**day.__dict__)
+
+    def do_upstreams(self, _admin: str, *_: str) -> str:
+        states = self.upstreams()
+        if not states:
+            return texts.NO_UPSTREAMS
+        return texts.UPSTREAMS_HEAD + "\n".join(texts.upstream_line(**state) for state in states)
 
     def do_menu(self, admin: str, *_: str) -> str:
         client = self.client
