@@ -32,6 +32,7 @@ class Health:
     def __init__(self, limit: int, cooldown: float, clock: Callable[[], float] = time.monotonic):
         self.limit, self.cooldown, self.clock = limit, cooldown, clock
         self.failures = 0
+        self.failed_at = float("-inf")
         self.down_until = 0.0
         self.trial = False  # a request is trying it after its cool-down
         self._lock = threading.Lock()  # worker threads (tests, the CLI); greenlets never switch inside
@@ -53,9 +54,17 @@ class Health:
     def failed(self) -> None:
         with self._lock:
             self.failures += 1
+            self.failed_at = self.clock()
             self.trial = False
             if self.failures >= self.limit:
                 self.down_until = self.clock() + self.cooldown
+
+    def rank(self) -> int:
+        """How unhealthy it looks when calls are ordered: its failures in a row, forgotten a cool-down
+        after the last one, so one blip does not leave it behind its equals for good."""
+        if self.failures == 0 or self.clock() - self.failed_at >= self.cooldown:
+            return 0
+        return min(self.failures, self.limit)
 
     def abandoned(self) -> None:
         """The attempt ended with no verdict (the caller's request was refused, or the call was

@@ -173,8 +173,7 @@ class Router:
 
 def _rank(upstream: Upstream) -> tuple[int, int, float]:
     """Priority, then health, then a weighted draw (a larger weight tends to a smaller key)."""
-    health = upstream.health
-    return upstream.spec.priority, min(health.failures, health.limit), -(random.random() ** (1 / upstream.spec.weight))
+    return upstream.spec.priority, upstream.health.rank(), -(random.random() ** (1 / upstream.spec.weight))
 
 
 class Started:

@@ -134,6 +134,10 @@ class UpstreamDouble:
         double = self
 
         class Handler(JsonHandler):
+            # Headers and body go out in two writes: without TCP_NODELAY the second waits for the
+            # client's delayed ACK (40 ms on Linux), which would dwarf what a benchmark measures.
+            disable_nagle_algorithm = True
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
