@@ -11,11 +11,12 @@ import redis
 from flask import current_app
 from redis.cluster import RedisCluster
 
+from bot.chat.catalog import Models
 from bot.chat.core import ChatService
 from bot.chat.dialogue import MAX_CHARS
 from bot.chat.health import Health
 from bot.chat.providers import OfflineProvider, OpenAIProvider, Provider, ProxyNotSupported
-from bot.chat.routing import Models, Router, Upstream
+from bot.chat.routing import Router, Upstream
 from bot.store.apikeys import KeyStore
 from bot.store.blocks import Blocklist
 from bot.store.connection import connect, disconnect

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import openai
 import pytest
 
 from bot.chat.sse import iter_data
@@ -14,8 +15,9 @@ from bot.services import services
 from tests.conftest import ACCOUNT
 from tests.doubles.upstream import refusing_url
 from tests.follower import Follower, flask_post, recorded
-from tests.helpers import OPENAI_URL, ask, ask_openai, bearer, key_info
+from tests.helpers import OPENAI_URL, ask, ask_openai, bearer, key_info, one
 from tests.procs import wait_for
+from tests.servers import werkzeug_server
 
 PRIMARY_KEY = "sk-primary-" + "p" * 24
 BACKUP_KEY = "sk-backup-" + "b" * 24
@@ -242,3 +244,21 @@ def test_an_unknown_model_is_404_model_not_found_as_openai_answers_and_costs_not
 def test_readyz_stays_about_this_service_when_every_upstream_is_down(config, make_app):
     app = make_app({**config, "OPENAI_BASE_URL": f"{refusing_url()},{refusing_url()}"})
     assert app.test_client().get("/readyz").status_code == 200
+
+
+def test_the_sdk_lists_and_picks_models_and_raises_not_found_for_an_unknown_one(
+    config, make_app, upstream, backup, issue_key
+):
+    entries = [
+        {"name": "primary", "base_url": upstream.url, "models": ["fast"]},
+        {"name": "backup", "base_url": backup.url, "models": ["smart"]},
+    ]
+    app = make_app({**config, "BOT_UPSTREAMS": json.dumps(entries)})
+    with werkzeug_server(app) as url:
+        sdk = openai.OpenAI(base_url=url + "/v1", api_key=issue_key(), max_retries=0)
+        assert [m.id for m in sdk.models.list()] == ["fast", "smart"]
+        answer = sdk.chat.completions.create(model="smart", messages=one("q"))
+        assert (answer.model, answer.choices[0].message.content) == ("smart", "备用：q")
+        with pytest.raises(openai.NotFoundError) as error:
+            sdk.chat.completions.create(model="gpt-5", messages=one("q"))
+    assert error.value.status_code == 404 and error.value.code == "model_not_found"
