@@ -7,10 +7,11 @@ against the code before failover existed.
 One redis-server, and upstream doubles on 127.0.0.1 (tests/doubles/upstream.py: instant answers).
 Calls go in-process through Flask's test client to the OpenAI door (non-streaming and streaming).
 
-1. Added latency, this checkout: per round, `calls` calls with the backup alone (the baseline), then
+1. Added latency, this checkout: call by call, one call with the backup alone (the baseline), one
    with a primary that refuses connections in front of it, every call failing over
-   (BOT_UPSTREAM_FAILURES set high), then with the default three failures, after which the primary is
-   skipped for its cool-down. Reported: the median over rounds of each round's median difference.
+   (BOT_UPSTREAM_FAILURES set high), and one with the default three failures, after which the
+   primary is skipped for its cool-down. Reported: the median of the paired differences (each call
+   against the baseline call just before it), `rounds` × `calls` pairs, and the baseline's median.
 2. A primary that hangs past its 1 s timeout: a few calls, the median time to the backup's answer.
 3. Throughput of a healthy single upstream, this checkout against --before: calls per second (one
    caller, sequential), each round a fresh process per checkout in the order A B B A, which cancels
@@ -73,18 +74,20 @@ def upstreams(*entries: tuple[str, str, float]) -> str:
 
 
 def added_latency(redis_url: str, backup: str, rounds: int, calls: int) -> dict[str, float]:
-    """Median added ms per call, failing over from a refusing primary (every call, and by default)."""
+    """Median ms per call: the baseline, and what failing over from a refusing primary adds to it."""
     alone = {"OPENAI_BASE_URL": backup}
     refused = {"BOT_UPSTREAMS": upstreams(("primary", closed_port_url(), 5), ("backup", backup, 5))}
     configs = {"alone": alone, "every call": {**refused, "BOT_UPSTREAM_FAILURES": "1000"}, "default": refused}
     apps = {name: app_with(redis_url, **settings) for name, settings in configs.items()}
-    differences: dict[str, list[float]] = {f"{n} {s}": [] for n in ("every call", "default") for s in ("", "stream")}
-    for _ in range(rounds):
-        for stream in (False, True):
-            medians = {n: statistics.median(timed_calls(*apps[n], calls, stream)) for n in configs}
+    found: dict[str, list[float]] = {}
+    for stream in (False, True):
+        kind = " stream" if stream else ""
+        for _ in range(rounds * calls):
+            took = {name: timed_calls(*apps[name], 1, stream)[0] for name in configs}
+            found.setdefault(f"baseline (backup alone){kind}", []).append(took["alone"])
             for name in ("every call", "default"):
-                differences[f"{name} {'stream' if stream else ''}"].append(medians[name] - medians["alone"])
-    return {name: statistics.median(values) * 1000 for name, values in differences.items()}
+                found.setdefault(f"added, {name}{kind}", []).append(took[name] - took["alone"])
+    return {name: statistics.median(values) * 1000 for name, values in found.items()}
 
 
 def hanging(redis_url: str, backup: str, hang_url: str, calls: int = 5) -> float:
@@ -143,7 +146,7 @@ def main() -> None:
 
 def report(args: argparse.Namespace, redis_url: str, backup: str, hang_url: str) -> None:
     for name, ms in added_latency(redis_url, backup, args.rounds, args.calls).items():
-        print(f"added by a refusing primary, {name.strip():18} median {ms:7.2f} ms per call")
+        print(f"refusing primary: {name:32} median {ms:6.3f} ms per call")
     print(f"answer with a primary hanging past its 1 s timeout: median {hanging(redis_url, backup, hang_url):.3f} s")
     if args.before is None:
         return
