@@ -9,6 +9,7 @@ redis-server and an instant upstream double, the app in-process. Each path is ru
 
 from __future__ import annotations
 
+import json
 import tempfile
 import threading
 import time
@@ -21,7 +22,7 @@ from bot.embedded import EmbeddedRedis
 from bot.safety.runtime import REFRESHER_NAME
 from bot.services import services
 from tests.conftest import ACCOUNT
-from tests.doubles.upstream import UpstreamDouble
+from tests.doubles.upstream import UpstreamDouble, refusing_url
 from tests.follower import Follower, flask_post
 
 _count = threading.local()
@@ -61,6 +62,11 @@ def main() -> None:
     # The same account in plaintext mode (明文模式), whose signed queries the door ties to their message.
     plain_app = create_app({**config, "WECHAT_MESSAGE_MODE": "plain"})
     plain = iter(Follower(flask_post(plain_app.test_client()), ACCOUNT, f"oPT{i:025d}", "plain") for i in range(100))
+    # Two upstreams, the first refusing: every call fails over (its health is this worker's memory).
+    entries = [{"name": "down", "base_url": refusing_url()}, {"name": "up", "base_url": upstream.url}]
+    failover_app = create_app({**config, "BOT_UPSTREAMS": json.dumps(entries), "BOT_UPSTREAM_FAILURES": "1000"})
+    failover = failover_app.test_client()
+    failing_over = iter(Follower(flask_post(failover), ACCOUNT, f"oFO{i:025d}") for i in range(100))
     with app.app_context():
         key = services().keys.issue("oRoundTrips")[0]
     body = {"api_secret_key": key, "messages": [{"role": "user", "content": "hi"}]}
@@ -85,6 +91,10 @@ def main() -> None:
             "OpenAI door call (/v1/chat/completions)": lambda: client.post(
                 "/v1/chat/completions", json={"messages": body["messages"]}, headers={"Authorization": f"Bearer {key}"}
             ),
+            "WeChat chat turn failing over from a refusing upstream": lambda: next(failing_over).say("你好"),
+            "spec API call failing over from a refusing upstream": lambda: failover.post(
+                "/api/v1/chat/completions", json=body
+            ),
         }
         for name, action in paths.items():
             print(f"{measure(action):>3}  {name}")
@@ -92,6 +102,7 @@ def main() -> None:
         AbstractConnection.send_packed_command = _send
         app.extensions["bot"].close()
         plain_app.extensions["bot"].close()
+        failover_app.extensions["bot"].close()
         upstream.stop()
         redis.stop()
 

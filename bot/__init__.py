@@ -53,6 +53,7 @@ def _wechat_door(svc: Services) -> tuple[Courier, Dispatcher]:
     the clients and settings it uses."""
     from flask import request
 
+    from bot.chat.routing import upstream_states
     from bot.wechat.admin import AdminCommands
     from bot.wechat.courier import Courier
     from bot.wechat.dispatch import Dispatcher
@@ -66,7 +67,10 @@ def _wechat_door(svc: Services) -> tuple[Courier, Dispatcher]:
         daily_tokens=settings.limits.daily_chat_tokens,
         guard=svc.guard,
     )  # fmt: skip
-    admin = AdminCommands(svc.keys, svc.conversation, svc.stats, svc.wechat_client, guard=svc.guard)
+    admin = AdminCommands(
+        svc.keys, svc.conversation, svc.stats, svc.wechat_client, guard=svc.guard,
+        upstreams=lambda: upstream_states(svc.provider),
+    )  # fmt: skip
     dispatcher = Dispatcher(
         svc.conversation, svc.keys, courier, admin,
         admins=settings.admin_openids,

@@ -21,6 +21,7 @@ class Failure(Enum):
     QUOTA_EXHAUSTED = (40201, 402, "token 余额不足")
     BLOCKED = (40301, 403, "该调用方已被封禁")
     NOT_FOUND = (40401, 404, "接口不存在")
+    MODEL_NOT_FOUND = (40402, 404, "模型不存在")
     METHOD_NOT_ALLOWED = (40501, 405, "请求方式不支持")
     RATE_LIMITED = (42901, 429, "请求过于频繁，请稍后再试")
     INTERNAL = (50001, 500, "服务内部错误")

@@ -54,6 +54,21 @@ SENSITIVE_HITS = Counter(
 MODERATION = Counter(
     "xiaoyi_moderation_total", "Questions put to BOT_MODERATION_URL, by outcome (clean, flagged, error)", ["outcome"]
 )
+UPSTREAM_CALLS = Counter("xiaoyi_upstream_calls_total", "Attempts sent to each model upstream", ["upstream"])
+UPSTREAM_FAILURES = Counter(
+    "xiaoyi_upstream_failures_total",
+    "Attempts that failed, by upstream and reason (timeout, unreachable, http_<status>, bad_answer, mid_answer)",
+    ["upstream", "reason"],
+)
+UPSTREAM_FAILOVERS = Counter(
+    "xiaoyi_upstream_failovers_total", "Calls passed on to the next upstream after this one failed", ["upstream"]
+)
+UPSTREAM_ATTEMPT_SECONDS = Histogram(
+    "xiaoyi_upstream_attempt_seconds",
+    "Time each upstream took to its first answer token (the whole answer without streaming) or its failure",
+    ["upstream"],
+    buckets=(0.005, 0.025, 0.1, 0.25, 0.5, 1, 2, 4.5, 10, 30, 60),
+)
 
 _door: ContextVar[str] = ContextVar("xiaoyi_door", default="")
 _DOOR_PREFIXES: dict[str, str] = {}  # a JSON door's path prefix → its name, as create_app registers it
@@ -122,6 +137,24 @@ def count_sensitive_hit(direction: str, action: str) -> None:
 
 def count_moderation(outcome: str) -> None:
     MODERATION.labels(outcome).inc()
+
+
+def count_upstream_attempt(upstream: str, seconds: float, failure: str | None = None) -> None:
+    """One attempt at one upstream (bot/chat/routing.py): its time, and its failure's reason if it failed."""
+    UPSTREAM_CALLS.labels(upstream).inc()
+    UPSTREAM_ATTEMPT_SECONDS.labels(upstream).observe(seconds)
+    if failure is not None:
+        UPSTREAM_FAILURES.labels(upstream, failure).inc()
+
+
+def count_upstream_failure(upstream: str, failure: str) -> None:
+    """A failure after an attempt's first token (a stream broken mid-answer)."""
+    UPSTREAM_FAILURES.labels(upstream, failure).inc()
+
+
+def count_failover(upstream: str) -> None:
+    """A call that `upstream` failed went on to the next upstream."""
+    UPSTREAM_FAILOVERS.labels(upstream).inc()
 
 
 @contextmanager

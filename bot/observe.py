@@ -24,6 +24,7 @@ from typing import Any
 from flask import Flask, Response, g, request
 
 from bot import metrics
+from bot.chat.routing import forget_route, route_note
 
 logger = logging.getLogger("bot.request")
 
@@ -105,6 +106,7 @@ def _begin() -> None:
     g.started = time.monotonic()
     g.door = metrics.door_of(request.path)
     _request_id.set(g.request_id)
+    forget_route()
     metrics.enter_door(g.door)  # never reset: a stream's tokens are charged after this request's hooks
 
 
@@ -118,6 +120,7 @@ def _finish(response: Response, log_content: bool) -> Response:
     extra = g.get("answer", "")
     if log_content and g.get("log_content"):
         extra = f" content={g.log_content[:CONTENT_LOG_CHARS]!r}"  # repr: quoted, every control escaped
+    extra += route_note()  # which upstream answered and which failed (with several configured)
     ms = (time.monotonic() - g.get("started", time.monotonic())) * 1000
     log_request(door, request.method, request.path, status, ms, who, outcome, extra)
     return response

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import os
 import time
 from typing import Any
 
@@ -21,6 +22,7 @@ import redis
 from flask import Blueprint, Response, jsonify, request
 
 from bot import metrics
+from bot.chat.routing import upstream_states
 from bot.services import services
 from bot.store import keyspace
 
@@ -35,8 +37,15 @@ _RELAY_HEADERS = frozenset(
 
 @bp.get("/healthz")
 def healthz() -> Response:
-    """Up: the worker answers. Touches nothing else, so a Redis outage does not restart workers."""
-    return jsonify(status="ok")
+    """Up: the worker answers. Touches nothing else, so a Redis outage does not restart workers.
+    `?upstreams=1`: also each model upstream's state as this worker sees it (readers of /metrics only)."""
+    if request.args.get("upstreams") != "1":
+        return jsonify(status="ok")
+    if not _may_read_metrics():
+        return Response("forbidden\n", 403, mimetype="text/plain")
+    response = jsonify(status="ok", worker=os.getpid(), upstreams=upstream_states(services().provider))
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/readyz")

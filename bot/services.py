@@ -11,9 +11,12 @@ import redis
 from flask import current_app
 from redis.cluster import RedisCluster
 
+from bot.chat.catalog import Models
 from bot.chat.core import ChatService
 from bot.chat.dialogue import MAX_CHARS
+from bot.chat.health import Health
 from bot.chat.providers import OfflineProvider, OpenAIProvider, Provider, ProxyNotSupported
+from bot.chat.routing import Router, Upstream
 from bot.safety.guard import ContentGuard
 from bot.safety.moderation import Moderation
 from bot.safety.runtime import WordStore
@@ -51,6 +54,7 @@ class Services:
     signed_queries: SignedQueries
     wakeups: Wakeups  # questions waiting for a follower's model slot, woken when it frees
     guard: ContentGuard  # banned words and moderation, for questions and answers on every door
+    models: Models  # the public model names of the OpenAI door, and their routes
     probe: redis.Redis | None = None  # /readyz's own client, with short timeouts
 
     def close(self) -> None:
@@ -68,9 +72,17 @@ class Services:
 def build_provider(settings: Settings) -> Provider:
     if settings.offline:
         return OfflineProvider()
+    several = len(settings.upstreams) > 1  # then the retry is the next upstream, not the same one again
     try:
-        return OpenAIProvider(
-            settings.openai_base_url, settings.openai_api_key, settings.openai_model, settings.openai_timeout
+        return Router(
+            [
+                Upstream(
+                    spec,
+                    OpenAIProvider(spec.base_url, spec.api_key, spec.model, spec.timeout, retry=not several),
+                    Health(settings.upstream_failures, settings.upstream_cooldown),
+                )
+                for spec in settings.upstreams
+            ]
         )
     except ProxyNotSupported as error:
         proxy = "HTTPS_PROXY/HTTP_PROXY/ALL_PROXY"
@@ -95,6 +107,7 @@ def build_services(settings: Settings) -> Services:
         conversation=_conversation(client, settings),
         wakeups=Wakeups(client),
         guard=build_guard(client, settings),
+        models=Models.of(settings.openai_model, settings.upstreams),
         stats=Stats(client),
         signed_queries=SignedQueries(client, window_seconds=_replay_window(settings)),
         probe=connect(

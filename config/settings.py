@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from config.reader import ConfigError, Reader
+from config.upstreams import Defaults, UpstreamSpec, read_upstreams
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
@@ -74,6 +75,10 @@ class Settings:
     moderation_api_key: str = ""
     moderation_timeout: float = 1.5
     moderation_fail_closed: bool = False
+    # Model upstreams with failover (config/upstreams.py, bot/chat/routing.py)
+    upstreams: tuple[UpstreamSpec, ...] = ()
+    upstream_failures: int = 3  # failures in a row that send an upstream into its cool-down
+    upstream_cooldown: float = 30.0  # seconds it is skipped before a single trial request
 
     @property
     def dev(self) -> bool:
@@ -125,8 +130,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if sentinels and not read.str("REDIS_SENTINEL_MASTER"):
         raise ConfigError("REDIS_SENTINEL_MASTER", "is required with REDIS_SENTINELS (the monitored master's name)")
     api_key = read.str("OPENAI_API_KEY")
-    base_url_set = bool(read.str("OPENAI_BASE_URL"))
+    base_url_set = any(read.str(name) for name in ("OPENAI_BASE_URL", "BOT_UPSTREAMS", "BOT_UPSTREAMS_FILE"))
     openai_timeout = read.float("OPENAI_TIMEOUT", 60.0, 1.0, 600.0)
+    model = read.str("OPENAI_MODEL", DEFAULT_OPENAI_MODEL) or DEFAULT_OPENAI_MODEL
+    upstreams = read_upstreams(read, api_key, Defaults(model, openai_timeout))
     return Settings(
         env=env,
         redis_url=redis_url,
@@ -135,11 +142,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         redis_sentinel_master=read.str("REDIS_SENTINEL_MASTER"),
         bot_secret=_secret(read, env),
         openai_api_key=api_key,
-        openai_base_url=read.url("OPENAI_BASE_URL", DEFAULT_OPENAI_BASE_URL, ("http", "https")).rstrip("/"),
-        openai_model=read.str("OPENAI_MODEL", DEFAULT_OPENAI_MODEL) or DEFAULT_OPENAI_MODEL,
+        openai_base_url=upstreams[0].base_url,
+        openai_model=model,
         openai_timeout=openai_timeout,
-        # A claim outlives its model call by a margin; a worker that died mid-call frees it this late.
-        lease_seconds=read.float("BOT_LEASE_SECONDS", openai_timeout + 30, 1.0, 3600.0),
+        lease_seconds=_lease(read, upstreams, openai_timeout),
         offline=not api_key and not base_url_set,
         system_prompt=read.str("BOT_SYSTEM_PROMPT", DEFAULT_SYSTEM_PROMPT),
         key_grant_tokens=read.int("BOT_KEY_GRANT_TOKENS", 10_000, 0, 10**12),
@@ -149,7 +155,22 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         limits=_limits(read),
         **_operations(read, env),
         **_safety(read),
+        upstreams=upstreams,
+        upstream_failures=read.int("BOT_UPSTREAM_FAILURES", 3, 1, 1000),
+        upstream_cooldown=read.float("BOT_UPSTREAM_COOLDOWN", 30.0, 0.1, 3600.0),
     )
+
+
+def _lease(read: Reader, upstreams: tuple[UpstreamSpec, ...], timeout: float) -> float:
+    """A claim outlives its model call by a margin; a worker that died mid-call frees it this late.
+    With several upstreams the call is the failover chain: each one's timeout, one after another."""
+    if len(upstreams) == 1:
+        return read.float("BOT_LEASE_SECONDS", timeout + 30, 1.0, 3600.0)
+    chain = sum(u.timeout for u in upstreams)
+    lease = read.float("BOT_LEASE_SECONDS", chain + 30, 1.0, 3600.0)
+    if lease <= chain:  # a WeChat message would be taken over, and asked again, while still failing over
+        raise ConfigError("BOT_LEASE_SECONDS", f"must be longer than the upstreams' timeouts added up ({chain:g}s)")
+    return lease
 
 
 def _safety(read: Reader) -> dict:

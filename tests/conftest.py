@@ -52,6 +52,20 @@ def upstream(upstream_server):
 
 
 @pytest.fixture(scope="session")
+def backup_server():
+    """A second model upstream, for failover (tests/test_failover*.py)."""
+    server = UpstreamDouble().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def backup(backup_server):
+    backup_server.reset(answer=lambda messages: "备用：" + messages[-1]["content"])
+    return backup_server
+
+
+@pytest.fixture(scope="session")
 def wechat_api_server():
     server = WeChatApiDouble(ACCOUNT.appid, WECHAT_SECRET)
     yield server

@@ -9,6 +9,7 @@ the official OpenAI SDKs. A request with no Authorization header whose body carr
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from flask import Blueprint, Response, request
 
@@ -44,12 +45,14 @@ def _serve(api_key: ApiKey, req: ChatRequest) -> Response:
     note_content(req.turns[-1].content)
     who, system = log_id(api_key.fingerprint), req.options.system
     svc.guard.check_question([*([system] if system else []), *(t.content for t in req.turns)], "v1", who)
+    # The router refuses an unknown model once the reservation has found the key (a 401 comes first).
+    options = replace(req.options, route=svc.models.route(req.model))
     payer = key_payer(api_key, req.user)
     if req.stream:
-        answer = svc.chat.stream(req.turns, payer, req.options)
+        answer = svc.chat.stream(req.turns, payer, options)
         screen = svc.guard.stream_screen("v1", who, "")  # OpenAI's way: no text, finish_reason content_filter
         return stream_response(answer, OpenAIStream(answer, req), "v1", who, started, screen)
-    completion = svc.guard.screen_completion(svc.chat.complete(req.turns, payer, req.options), "v1", who, "")
+    completion = svc.guard.screen_completion(svc.chat.complete(req.turns, payer, options), "v1", who, "")
     note_answer(completion.id, completion.usage.total_tokens)  # on the request's one log line
     return json_response(openai_completion(completion, req.model))
 
@@ -61,13 +64,14 @@ def _model(model_id: str) -> Model:
 @bp.get("/models")
 @key_required
 def list_models() -> Response:
-    """The one model this service answers with (whatever `model` a request names)."""
-    return json_response(ModelList(object="list", data=[_model(services().settings.openai_model)]))
+    """The public models the upstreams list (their `models`), or the one configured (any `model` is
+    then answered by it)."""
+    return json_response(ModelList(object="list", data=[_model(m) for m in services().models.listed()]))
 
 
 @bp.get("/models/<path:model_id>")
 @key_required
 def retrieve_model(model_id: str) -> Response:
-    if model_id != services().settings.openai_model:
-        raise ChatError(Failure.NOT_FOUND, f"no model {shown(model_id)}; this service offers only /v1/models")
+    if model_id not in services().models.listed():
+        raise ChatError(Failure.MODEL_NOT_FOUND, f"no model {shown(model_id)}; GET /v1/models lists those served")
     return json_response(_model(model_id))

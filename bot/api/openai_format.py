@@ -42,6 +42,7 @@ _ERRORS: dict[Failure, tuple[int, str, str | None]] = {
     Failure.INVALID_KEY: (401, "invalid_request_error", "invalid_api_key"),
     Failure.QUOTA_EXHAUSTED: (429, "insufficient_quota", "insufficient_quota"),
     Failure.BLOCKED: (403, "permission_error", "blocked"),
+    Failure.MODEL_NOT_FOUND: (404, "invalid_request_error", "model_not_found"),
     Failure.RATE_LIMITED: (429, "requests", "rate_limit_exceeded"),
     Failure.UPSTREAM_FAILED: (502, "server_error", "upstream_error"),
     Failure.UPSTREAM_TIMEOUT: (504, "server_error", "timeout"),

@@ -31,6 +31,7 @@ ANSWERS = (
 # Failures of a request no route matched, not of an operation.
 _NOT_OPERATIONS = (Failure.NOT_FOUND, Failure.METHOD_NOT_ALLOWED)
 CHAT_FAILURES = tuple(f for f in Failure if f not in _NOT_OPERATIONS)
+SPEC_FAILURES = tuple(f for f in CHAT_FAILURES if f is not Failure.MODEL_NOT_FOUND)  # the spec names no model
 MODEL_FAILURES = (Failure.MISSING_KEY, Failure.INVALID_KEY, Failure.INTERNAL, Failure.SERVICE_UNAVAILABLE)
 _ANY_OBJECT = {"application/json": {"schema": {"type": "object"}}}
 INFO = {
@@ -104,7 +105,7 @@ def _spec_chat() -> dict[str, Any]:
         "security": [],
         "requestBody": {"required": True, "content": _json("SpecChatRequest")},
         "responses": {"200": {"description": "the answer, or its events", "content": _json("SpecCompletion") | events}}
-        | _errors(spec=CHAT_FAILURES),
+        | _errors(spec=SPEC_FAILURES),
     }
 
 
@@ -118,16 +119,16 @@ def _openai_chat() -> dict[str, Any]:
         "security": [{"bearer": []}, {}],
         "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
         "responses": {"200": {"description": "chat.completion, or chunks ending with [DONE]", "content": answer}}
-        | _errors(spec=CHAT_FAILURES, openai=CHAT_FAILURES),
+        | _errors(spec=SPEC_FAILURES, openai=CHAT_FAILURES),
     }
 
 
 def _model_list() -> dict[str, Any]:
     return {
         "operationId": "listModels",
-        "summary": "The model this service answers with",
+        "summary": "The public models: those the upstreams list, or the one configured",
         "security": [{"bearer": []}],
-        "responses": {"200": {"description": "the configured model", "content": _json("ModelList")}}
+        "responses": {"200": {"description": "the models served", "content": _json("ModelList")}}
         | _errors(openai=MODEL_FAILURES),
     }
 
@@ -136,11 +137,11 @@ def _model() -> dict[str, Any]:
     model_id = {"name": "model_id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
     return {
         "operationId": "retrieveModel",
-        "summary": "One model, if it is the configured one",
+        "summary": "One model, if it is served",
         "security": [{"bearer": []}],
         "parameters": [model_id],
         "responses": {"200": {"description": "the model", "content": _json("Model")}}
-        | _errors(openai=(*MODEL_FAILURES, Failure.NOT_FOUND)),
+        | _errors(openai=(*MODEL_FAILURES, Failure.MODEL_NOT_FOUND)),
     }
 
 

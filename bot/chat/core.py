@@ -38,6 +38,7 @@ class Options:
     temperature: float | None = None
     top_p: float | None = None
     system: str | None = None  # the caller's system message, in place of BOT_SYSTEM_PROMPT
+    route: str | None = None  # the upstreams serving the public model the caller named (bot/chat/routing.py)
 
     def sampling(self) -> dict[str, float]:
         values = {"temperature": self.temperature, "top_p": self.top_p}
@@ -96,7 +97,7 @@ class ChatService:
         ready = self.prepare(turns, payer, options)
         try:
             with metrics.timed_upstream():
-                reply = self.provider.complete(ready.messages, ready.answer_tokens, options.sampling())
+                reply = self.provider.complete(ready.messages, ready.answer_tokens, options.sampling(), options.route)
         except BaseException:  # includes a greenlet killed mid-call: the caller pays nothing
             payer.settle(ready.reserved, 0)
             raise
@@ -113,7 +114,7 @@ class ChatService:
         ready = self.prepare(turns, payer, options)
         try:
             with metrics.timed_upstream():
-                pieces = self.provider.stream(ready.messages, ready.answer_tokens, options.sampling())
+                pieces = self.provider.stream(ready.messages, ready.answer_tokens, options.sampling(), options.route)
                 first = next(pieces)
         except BaseException:
             payer.settle(ready.reserved, 0)

@@ -29,6 +29,8 @@ class Reply:
     finish_reason: str
 
 
+Messages = list[dict[str, str]]  # the dialogue as sent upstream: role and content
+
 # Sampling settings a caller may pass through (temperature, top_p); absent ones are the model's.
 Sampling = Mapping[str, float]
 
@@ -46,36 +48,44 @@ class Pieces(Protocol):
 
 
 class Provider(Protocol):
+    """`route`: the public model a request named on the OpenAI door (bot/chat/routing.py); None: the
+    default route. A provider with one upstream has one route and ignores it."""
+
     name: str
 
-    def complete(self, messages: list[dict[str, str]], max_tokens: int, sampling: Sampling | None = None) -> Reply: ...
+    def complete(
+        self, messages: Messages, max_tokens: int, sampling: Sampling | None = None, route: str | None = None
+    ) -> Reply: ...
 
-    def stream(self, messages: list[dict[str, str]], max_tokens: int, sampling: Sampling | None = None) -> Pieces: ...
+    def stream(
+        self, messages: Messages, max_tokens: int, sampling: Sampling | None = None, route: str | None = None
+    ) -> Pieces: ...
 
     def close(self) -> None:
         """Close the connections it keeps (tests, a clean shutdown)."""
 
 
-def _pool(url: str, pool_size: int) -> urllib3.PoolManager:
+def _pool(url: str, pool_size: int, retry: bool = True) -> urllib3.PoolManager:
     """The upstream's connection pool, straight on urllib3 (the library requests sends through):
     requests' own work per call (preparing, merging settings, hooks, cookies) costs more than a
     call to a nearby model takes (bench/upstream_client.py). What requests gave is kept: its CA
     bundle, HTTPS_PROXY and friends (read once, here; `host:port` means http://, and a proxy's
     user:password is sent), answers decoded (gzip, deflate)."""
     # A connect error or a 429/5xx means the model did no work we pay for: safe to retry, once. A
-    # read timeout is not retried: the model may still be writing an answer.
-    retry = Retry(
-        total=1,
-        connect=1,
+    # read timeout is not retried: the model may still be writing an answer. With several upstreams
+    # the retry is the next upstream (bot/chat/routing.py), at once: no second try here.
+    retries = Retry(
+        total=int(retry),
+        connect=int(retry),
         read=False,  # re-raise a read timeout as itself, so it is reported as a timeout
-        status=1,
+        status=int(retry),
         backoff_factor=0.3,
-        status_forcelist=(429, 500, 502, 503, 504),
+        status_forcelist=(429, 500, 502, 503, 504) if retry else (),
         allowed_methods=None,
         respect_retry_after_header=False,
         raise_on_status=False,
     )
-    options: dict[str, Any] = {"num_pools": 4, "maxsize": pool_size, "retries": retry, "ca_certs": ca_bundle()}
+    options: dict[str, Any] = {"num_pools": 4, "maxsize": pool_size, "retries": retries, "ca_certs": ca_bundle()}
     proxy = select_proxy(url, get_environ_proxies(url))
     if not proxy:
         return urllib3.PoolManager(**options)
@@ -99,28 +109,51 @@ class ProxyNotSupported(ValueError):
     without its credentials."""
 
 
+# 4xx answers about the upstream or our account with it, not about the request: another upstream may answer.
+UPSTREAM_4XX = frozenset((401, 402, 403, 404, 405, 408, 429))
+
+
+class UpstreamStatus(ChatError):
+    """The upstream answered a status other than 200; str() names the status, never its body."""
+
+    def __init__(self, status: int):
+        super().__init__(Failure.UPSTREAM_FAILED, f"HTTP {status}")
+        self.status = status
+
+    @property
+    def about_request(self) -> bool:
+        """A 4xx about the request itself (400, 413, 422…): any upstream would refuse it."""
+        return 400 <= self.status < 500 and self.status not in UPSTREAM_4XX
+
+
 class OpenAIProvider:
     """Chat completions over HTTP with one connection pool, explicit timeouts and bounded retries."""
 
     name = "openai"
 
-    def __init__(self, base_url: str, api_key: str, model: str, timeout: float, pool_size: int = 1000):
+    def __init__(
+        self, base_url: str, api_key: str, model: str, timeout: float, pool_size: int = 1000, retry: bool = True
+    ):
         url = parse_url(base_url.rstrip("/") + "/chat/completions")
         self.url = url._replace(auth=None).url  # never sent on, nor logged with a retry
         self.model = model
         self.timeout = urllib3.Timeout(connect=min(CONNECT_TIMEOUT, timeout), read=timeout)
-        self.pool = _pool(self.url, pool_size)
+        self.pool = _pool(self.url, pool_size, retry)
         self.headers = {"Content-Type": "application/json", "Accept-Encoding": "gzip, deflate"}
         if api_key:
             self.headers["Authorization"] = f"Bearer {api_key}"
         if credentials := _credentials(url.url):  # https://user:password@host/v1, as requests sent it
             self.headers["Authorization"] = make_headers(basic_auth=credentials)["authorization"]
 
-    def complete(self, messages: list[dict[str, str]], max_tokens: int, sampling: Sampling | None = None) -> Reply:
+    def complete(
+        self, messages: Messages, max_tokens: int, sampling: Sampling | None = None, route: str | None = None
+    ) -> Reply:
         response = self._post(self._body(messages, max_tokens, sampling), stream=False)
         return _parse_reply(response.data)
 
-    def stream(self, messages: list[dict[str, str]], max_tokens: int, sampling: Sampling | None = None) -> Pieces:
+    def stream(
+        self, messages: Messages, max_tokens: int, sampling: Sampling | None = None, route: str | None = None
+    ) -> Pieces:
         """The answer as the upstream streams it (`stream: true`), over the same connection pool."""
         body = {**self._body(messages, max_tokens, sampling), "stream": True}
         return UpstreamStream(self._post(body, stream=True))
@@ -155,7 +188,7 @@ class OpenAIProvider:
         if response.status != 200:
             hang_up(response)
             logger.warning("upstream answered HTTP %s", response.status)
-            raise ChatError(Failure.UPSTREAM_FAILED, f"HTTP {response.status}")
+            raise UpstreamStatus(response.status)
         return response
 
 
@@ -183,12 +216,16 @@ class OfflineProvider:
 
     name = "offline"
 
-    def complete(self, messages: list[dict[str, str]], max_tokens: int, sampling: Sampling | None = None) -> Reply:
+    def complete(
+        self, messages: Messages, max_tokens: int, sampling: Sampling | None = None, route: str | None = None
+    ) -> Reply:
         question = messages[-1]["content"]
         quoted = question if len(question) <= 200 else question[:200] + "…"
         return Reply(f"{OFFLINE_NOTICE}\n\n你说的是：{quoted}", "stop")
 
-    def stream(self, messages: list[dict[str, str]], max_tokens: int, sampling: Sampling | None = None) -> Pieces:
+    def stream(
+        self, messages: Messages, max_tokens: int, sampling: Sampling | None = None, route: str | None = None
+    ) -> Pieces:
         return OfflineStream(self.complete(messages, max_tokens).content)
 
     def close(self) -> None:

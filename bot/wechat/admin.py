@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -29,13 +30,14 @@ class AdminCommands:
 
     def __init__(
         self, keys: KeyStore, conversation: Conversation, stats: Stats, client: SharedTokenClient | None,
-        guard: ContentGuard | None = None,
+        guard: ContentGuard | None = None, upstreams: Callable[[], list[dict]] = list,
     ):  # fmt: skip
         self.guard = guard  # the banned words, for /ban and /stats
         self.keys = keys
         self.conversation = conversation
         self.stats = stats
         self.client = client  # WeChat's API, for /menu (None: WECHAT_APPID/WECHAT_SECRET not set)
+        self.upstreams = upstreams  # the model upstreams' states in this worker (bot/chat/routing.py)
 
     def run(self, admin: str, text: str) -> str:
         """The reply to `text` ("/name args…") from `admin`, an openid the caller found in BOT_ADMIN_OPENIDS."""
@@ -94,6 +96,12 @@ class AdminCommands:
         if self.guard is not None:
             reply += texts.STATS_REFUSALS.format(**self.guard.store.today())
         return reply
+
+    def do_upstreams(self, _admin: str, *_: str) -> str:
+        states = self.upstreams()
+        if not states:
+            return texts.NO_UPSTREAMS
+        return texts.UPSTREAMS_HEAD + "\n".join(texts.upstream_line(**state) for state in states)
 
     def do_menu(self, admin: str, *_: str) -> str:
         client = self.client

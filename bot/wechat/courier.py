@@ -25,6 +25,7 @@ from wechatpy.exceptions import WeChatClientException
 from bot import metrics
 from bot.chat.core import ChatService
 from bot.chat.dialogue import ROLES, Turn
+from bot.chat.routing import route_note
 from bot.errors import ChatError, Failure
 from bot.safety.guard import ContentGuard
 from bot.safety.moderation import Verdict
@@ -187,9 +188,12 @@ class Courier:
         try:
             completion = self.chat.complete([*dialogue, Turn("user", question)], payer)
         except ChatError as error:
-            logger.info("wechat %s msg %s failed: %s", openid, msg_id, error.failure.name)
+            logger.info("wechat %s msg %s failed: %s%s", openid, msg_id, error.failure.name, route_note())
             return _FAILURE_TEXTS.get(error.failure, texts.UPSTREAM_FAILED), None
-        logger.debug("wechat %s msg %s answered in %.1fs", openid, msg_id, time.monotonic() - started)
+        # With several upstreams the line names the one that answered (and any that failed): INFO.
+        note = route_note()
+        level = logging.INFO if note else logging.DEBUG
+        logger.log(level, "wechat %s msg %s answered in %.1fs%s", openid, msg_id, time.monotonic() - started, note)
         return self._shown(openid, completion.content), payer.charged
 
     def _moderation_refusal(self, openid: str, question: str) -> str | None:

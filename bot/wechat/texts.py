@@ -43,6 +43,7 @@ ADMIN_HELP = (
     "/rotate <openid> 撤销并换发密钥（余额保留）\n"
     "/grant <openid|key> <tokens> 增加额度\n"
     "/stats 今日统计\n"
+    "/upstreams 模型上游的状态\n"
     "/menu 发布 config/menu.json 中的自定义菜单\n"
     "/ban add|del|list 管理违禁词"
 )
@@ -73,3 +74,22 @@ def owed_reply(owed: OwedReply) -> str:
     else:
         text = WAITING if owed.writing else NOTHING_OWED
     return text + QUEUED_NOTE if owed.queued else text
+
+
+# /upstreams: each model upstream's state, as the worker that answered the command sees it.
+NO_UPSTREAMS = "未配置模型上游（离线模式）。"
+UPSTREAMS_HEAD = "模型上游（本工作进程所见）：\n"
+_UPSTREAM_STATES = {
+    "up": "正常",
+    "failing": "连续失败 {failures} 次",
+    "down": "暂停使用，{retry_in:g}s 后试探",
+    "trial": "试探中",
+}
+
+
+def upstream_line(
+    name: str, state: str, failures: int, retry_in: float, priority: int, weight: int, **_: object
+) -> str:
+    """One upstream on one line: its name, its state in words, its priority and weight."""
+    words = _UPSTREAM_STATES.get(state, state).format(failures=failures, retry_in=retry_in)
+    return f"{name}：{words}（优先级 {priority}，权重 {weight}）"

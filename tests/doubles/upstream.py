@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +24,13 @@ from tests.doubles import JsonHandler, QuietServer
 
 def echo_answer(messages: list[dict[str, str]]) -> str:
     return "回答：" + messages[-1]["content"]
+
+
+def refusing_url() -> str:
+    """The base URL of an upstream that refuses every connection: a port just closed, nobody listening."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
 
 
 @dataclass
@@ -126,6 +134,10 @@ class UpstreamDouble:
         double = self
 
         class Handler(JsonHandler):
+            # Headers and body go out in two writes: without TCP_NODELAY the second waits for the
+            # client's delayed ACK (40 ms on Linux), which would dwarf what a benchmark measures.
+            disable_nagle_algorithm = True
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
