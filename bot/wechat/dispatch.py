@@ -72,9 +72,7 @@ class Dispatcher:
             if decided is not None:
                 return decided
         # Only a question's answer may be deferred: anything else is decided by its first delivery.
-        reply = self.courier.await_reply(
-            openid, msg_id, claim.deliveries, arrived, chat=incoming.kind is Kind.QUESTION
-        )
+        reply = self.courier.await_reply(openid, msg_id, claim.deliveries, arrived, chat=incoming.kind is Kind.QUESTION)
         return None if reply is None else self.shown(openid, reply)
 
     def first_reply(self, incoming: Incoming, claim: Claim, arrived: float | None = None) -> str | None:
