@@ -23,7 +23,14 @@ pytestmark = pytest.mark.slow
 SCALE = 0.2  # WeChat's 5 s deadline becomes 1 s
 SENTENCES = [f"这是第{i:02d}句，它说了一点事情。" for i in range(30)]  # 15 characters each
 ANSWER = "".join(SENTENCES)  # 450 characters: 3 s of writing, which ends after the third delivery's window
-STREAM = {"latency": 0.7, "piece_chars": 4, "chunk_delay": 0.027, "answer": lambda m: ANSWER}
+STORY = "讲个长故事"  # the question the long ANSWER is written for; anything else is answered 短答。
+
+
+def answer_to(messages) -> str:
+    return ANSWER if messages[-1]["content"] == STORY else "短答。"
+
+
+STREAM = {"latency": 0.7, "piece_chars": 4, "chunk_delay": 0.027, "answer": answer_to}
 NOTES = (texts.STILL_WRITING, texts.COMPLETE, texts.CUT_OFF)
 
 
@@ -91,7 +98,7 @@ def test_the_follower_reads_the_answer_as_it_is_written(service, redis, upstream
     setting, urls = service
     upstream.reset(**STREAM)
     who = openid(f"stream{setting}")
-    outcome = WeChatServers(urls, ACCOUNT, timeout=5 * SCALE).say(who, "讲个长故事", 9700)
+    outcome = WeChatServers(urls, ACCOUNT, timeout=5 * SCALE).say(who, STORY, 9700)
     assert outcome.reply_took < 5 * SCALE
     if setting == "customer_service":
         # `success` when the first window closes; then stretches are pushed while the model writes.
@@ -111,8 +118,8 @@ def test_the_follower_reads_the_answer_as_it_is_written(service, redis, upstream
         assert note == texts.STILL_WRITING and shown and shown[-1] in ENDS and ANSWER.startswith(shown)
         parts = read_all(urls, who, outcome.reply, 9710)
     assert text_of(parts) == ANSWER  # nothing lost, repeated or reordered
-    assert wait_for(lambda: history(redis, who) == ["讲个长故事", ANSWER])
-    assert upstream.calls_about("讲个长故事") == 1
+    assert wait_for(lambda: history(redis, who) == [STORY, ANSWER])
+    assert upstream.calls_about(STORY) == 1
 
 
 def pushed(wechat_api, who: str) -> list[str]:
@@ -125,13 +132,13 @@ def test_an_answer_cut_off_halfway_is_shown_and_recorded_as_written(service, red
     urls = service[1]
     upstream.reset(**STREAM, stream_mode="cut", break_after=80)  # 320 characters, then the connection ends
     who = openid("cutoff")
-    outcome = WeChatServers(urls, ACCOUNT, timeout=5 * SCALE).say(who, "写到一半", 9800)
+    outcome = WeChatServers(urls, ACCOUNT, timeout=5 * SCALE).say(who, STORY, 9800)
     assert body(outcome.reply)[1] == texts.STILL_WRITING
     parts = read_all(urls, who, outcome.reply, 9810)
     assert body(parts[-1])[1] == texts.CUT_OFF
     written = text_of(parts)
     assert written == ANSWER[:320]
-    assert history(redis, who) == ["写到一半", written]  # the turn records what the follower was shown
+    assert history(redis, who) == [STORY, written]  # the turn records what the follower was shown
     assert int(redis.hget(keyspace.follower_day(who, today()), "used")) > 0  # charged for the text produced
 
 
@@ -141,7 +148,7 @@ def test_a_new_question_while_the_answer_is_written_gets_the_owed_text_first(ser
     upstream.reset(**STREAM)
     who = openid("queued")
     wechat = WeChatServers(urls, ACCOUNT, timeout=5 * SCALE)
-    first = wechat.say(who, "讲个长故事", 9900).reply
+    first = wechat.say(who, STORY, 9900).reply
     queued = wechat.say(who, "还有一个问题", 9901)
     assert queued.attempts == ["answered"] and queued.reply.endswith(texts.QUEUED_NOTE)
     more = queued.reply.removesuffix(texts.QUEUED_NOTE)  # what was written since, or that it is still written
@@ -149,8 +156,8 @@ def test_a_new_question_while_the_answer_is_written_gets_the_owed_text_first(ser
     parts = read_all(urls, who, more, 9910)
     assert text_of([first, *parts]) == ANSWER
     # The new question is answered in turn, after the first answer, and owed to the next 继续.
-    assert wait_for(lambda: history(redis, who) == ["讲个长故事", ANSWER, "还有一个问题", ANSWER])
-    assert wechat.say(who, "继续", 9990).reply == ANSWER
+    assert wait_for(lambda: history(redis, who) == [STORY, ANSWER, "还有一个问题", "短答。"])
+    assert wechat.say(who, "继续", 9990).reply == "短答。"
 
 
 @pytest.fixture
@@ -171,7 +178,7 @@ def test_when_the_writing_worker_dies_the_follower_never_reads_the_same_text_twi
     (writer, _), urls = short_lease
     upstream.reset(**{**STREAM, "chunk_delay": 0.08})  # 9 s of writing: the worker dies long before the end
     who = openid("dies")
-    outcome = WeChatServers(urls[:1], ACCOUNT, timeout=5 * SCALE).say(who, "讲个长故事", 9950)
+    outcome = WeChatServers(urls[:1], ACCOUNT, timeout=5 * SCALE).say(who, STORY, 9950)
     shown = body(outcome.reply)[0]
     assert shown and body(outcome.reply)[1] == texts.STILL_WRITING
     msg = keyspace.message(who, "9950")
@@ -182,5 +189,5 @@ def test_when_the_writing_worker_dies_the_follower_never_reads_the_same_text_twi
     assert body(parts[-1])[1] == texts.CUT_OFF  # what was written before the host died, then the note
     written = "".join(body(p)[0] for p in parts)
     assert ANSWER.startswith(written) and len(written) > len(shown)
-    assert history(redis, who) == ["讲个长故事", written]
-    assert upstream.calls_about("讲个长故事") == 1  # not asked again: a new answer would repeat what was read
+    assert history(redis, who) == [STORY, written]
+    assert upstream.calls_about(STORY) == 1  # not asked again: a new answer would repeat what was read
