@@ -7,7 +7,8 @@ WeChat's 5-second window: how much of each answer they see, and when.
 The model double writes its first text after 1 s, then about 20 characters a second, answers of 600
 characters (30 s in all). Two instances of the service (2 gevent workers each) share one redis-server;
 WeChat's stand-in delivers each message up to three times with a 5 s deadline, alternating between
-them. A follower reads each reply for a second, then sends 继续 until the answer says it is complete.
+them. A follower reads each reply for a second, then sends 继续 until the answer says it is complete
+(the follower rate, BOT_RATE_OPENID_RPM, is off: that many 继续 a minute would pass it).
 --saturate N keeps N busy processes on the CPU for the whole run.
 
 Prints: the share of followers whose last delivery carried answer text and how many characters, the
@@ -107,6 +108,7 @@ def run_stream(args) -> None:
     env = service_env(
         redis.url, upstream.url, BOT_ENV="production", OPENAI_TIMEOUT="60", WECHAT_REPLY_MODE=args.mode,
         WECHAT_SECRET=WECHAT_SECRET, WECHAT_API_BASE_URL=api.url, BOT_WECHAT_PARTIAL=args.partial,
+        BOT_RATE_OPENID_RPM="0",  # a follower here sends 继续 every second: far over 20 messages a minute
     )  # fmt: skip
     ports = [free_port(), free_port()]
     servers = [start_gunicorn(env, port, workers=args.workers) for port in ports]

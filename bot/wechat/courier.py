@@ -6,9 +6,11 @@ worker; every delivery, on any worker, waits for that call's answer until its wi
 (BOT_WECHAT_WINDOW, 4.5 s). A reply decided once is the reply every later delivery gets.
 
 Not ready in time: a delivery that is not the last says nothing, and WeChat sends the message again.
-The last one replies 【正在思考…】 (passive mode) and the answer waits in the follower's outbox for
-their next message; in customer_service mode the first window's end replies `success` and the
-answer is pushed with the customer-service API when it is ready (the outbox if a push fails).
+The model's answer is read as it is written (bot/wechat/writer.py): the last delivery replies with the
+text written so far (BOT_WECHAT_PARTIAL, bot/wechat/partials.py), or 【正在思考…】 if there is none,
+and the rest waits in the follower's outbox for their 继续; in customer_service mode the first window's
+end replies `success` and the answer is pushed with the customer-service API in stretches as it is
+written (bot/wechat/pushes.py; the outbox if a push fails).
 """
 
 from __future__ import annotations
@@ -20,18 +22,15 @@ import time
 from dataclasses import dataclass
 
 import gevent
-import requests
 from gevent import monkey
-from wechatpy.exceptions import WeChatClientException
 
 from bot import metrics
 from bot.chat.core import ChatService
 from bot.chat.dialogue import ROLES, Turn
 from bot.chat.usage import estimate_tokens
 from bot.errors import ChatError, Failure
-from bot.store.conversation import Conversation, OwedReply, Slot
+from bot.store.conversation import Conversation, Slot
 from bot.store.drafts import Drafts
-from bot.store.owed import PART_STATES
 from bot.store.quota import TurnAllowance
 from bot.store.wakeups import EXPIRY_MARGIN, Wakeups
 from bot.wechat import texts
@@ -40,6 +39,7 @@ from bot.wechat.deadline import ReplyClock
 from bot.wechat.partials import Partials
 from bot.wechat.parts import split_parts
 from bot.wechat.protocol import xml_text
+from bot.wechat.pushes import MAX_PUSHES, Pusher
 from bot.wechat.waits import POLL_SECONDS, LocalWaits
 from bot.wechat.writer import CHECKPOINT_SECONDS, Lost, Writer, Writing
 
@@ -47,8 +47,6 @@ logger = logging.getLogger(__name__)
 
 NO_REPLY = "success"  # the reply that tells WeChat: nothing to show, do not retry
 DELIVERIES = 3  # WeChat's first delivery and its two retries
-MAX_PUSHES = 5  # customer-service messages allowed per message the follower sent
-_ENTRY_KINDS = {"t": PART_STATES["p"], "e": PART_STATES["e"], "x": PART_STATES["x"]}
 
 _FAILURE_TEXTS = {
     Failure.UPSTREAM_TIMEOUT: texts.UPSTREAM_TIMEOUT,
@@ -86,6 +84,7 @@ class Courier:
         self.drafts = drafts  # answers' checkpoints while they are written
         self.partials = partials  # shows them before they are complete (BOT_WECHAT_PARTIAL)
         self.clock = clock  # when a delivery decides, so its reply is in time under load too
+        self.pusher = Pusher(conversation, client)
 
     # --- deliveries -------------------------------------------------------------------------
 
@@ -94,7 +93,8 @@ class Courier:
 
         None: say nothing and let WeChat deliver the message again."""
         last = deliveries >= DELIVERIES
-        deadline = self.clock.decide_by(arrived, last)
+        # In customer_service mode the first window's end decides the reply (`success`): as late as a last.
+        deadline = self.clock.decide_by(arrived, last or self.push_mode)
         key = f"{openid}:{msg_id}"
         call = self.waits.get(key)
         # The model call runs in this process: wait on it, not on Redis.
@@ -151,8 +151,10 @@ class Courier:
         if collected.writing:  # the answer owed first is still being written: is its worker alive?
             self._recover(openid, collected.writing)
         if collected.writing and not collected.reply:  # peeked: nothing decided yet
-            deadline = self.clock.decide_by(time.monotonic() if arrived is None else arrived, last=False)
+            # It hands text out: it decides with the last delivery's margin, and its wake counts as one.
+            deadline = self.clock.decide_by(time.monotonic() if arrived is None else arrived, last=True)
             shown = self.partials.collect(openid, msg_id, collected.writing, queue, deadline)
+            self.clock.woke(deadline)
             collected = self.conv.collect(openid, msg_id, queue) if shown is None else collected._replace(reply=shown)
         if collected.owed is not None and collected.owed.part is not None:
             metrics.count_delivery("continue")
@@ -221,7 +223,7 @@ class Courier:
             shown = finished.retry  # a delivery handed out more meanwhile: the rest starts there
         if pushing and finished.owed:
             try:
-                self.push(openid, parts[-finished.owed :], last, MAX_PUSHES - answer.pushes)
+                self.pusher.push(openid, parts[-finished.owed :], last, MAX_PUSHES - answer.pushes)
             finally:
                 self.conv.release(openid, msg_id)
         return finished.reply
@@ -243,7 +245,7 @@ class Courier:
         dialogue = [Turn(ROLES[i % 2], content) for i, content in enumerate(slot.history)]
         writer = Writer(
             self.drafts, openid, msg_id, writing, time.monotonic() + max(self.window, CHECKPOINT_SECONDS),
-            push=(lambda text: self._send(text, openid)) if self.push_mode and self.client else None,
+            push=(lambda text: self.pusher.send(openid, text)) if self.push_mode and self.client else None,
             pushes_allowed=MAX_PUSHES,
         )  # fmt: skip
         try:
@@ -264,27 +266,3 @@ class Courier:
                 if slot is not None or time.monotonic() >= deadline:
                     return slot
                 waiter.sleep(min(deadline, time.monotonic() + hold_ms / 1000 + EXPIRY_MARGIN))
-
-    def push(self, openid: str, parts: list[str], last: str = "t", budget: int = MAX_PUSHES) -> None:
-        """Send owed parts as customer-service messages (at most `budget`); what cannot be pushed stays
-        owed. `last`: the outbox entry of the final part (t, or e/x: the answer complete / cut off)."""
-        for i, part in enumerate(parts[: max(budget, 0)]):
-            entry = last if i == len(parts) - 1 else "t"
-            more = i == budget - 1 and len(parts) > budget
-            if not self._send(texts.owed_reply(OwedReply(part, more, False, False, _ENTRY_KINDS[entry])), openid):
-                return
-            self.conv.remove_owed(openid, part, entry)
-
-    def _send(self, text: str, openid: str = "") -> bool:
-        """One customer-service message; False if WeChat refused it or could not be reached."""
-        client = self.client
-        if client is None:
-            return False
-        try:
-            client.call(lambda: client.message.send_text(openid, text))
-        except (WeChatClientException, requests.RequestException) as error:
-            errcode = getattr(error, "errcode", None)
-            logger.warning("wechat push to %s failed (errcode=%s): kept for their next message", openid, errcode)
-            return False
-        metrics.count_delivery("pushed")
-        return True
