@@ -89,3 +89,9 @@ def test_a_part_is_handed_out_once_and_the_writer_records_the_rest_from_there(ap
     finished = conv.finish_turn(WHO, "70", "问", text, 5, ["第二句。"], run="run-a", shown=4, last="e")
     assert finished.owed == 1 and redis.lrange(keyspace.outbox(WHO), 0, -1) == ["e:第二句。"]
     assert history(redis) == ["问", text]
+
+
+def test_a_model_server_that_ignores_stream_true_still_answers_the_follower(follower, upstream, redis):
+    upstream.reset(ignore_stream=True)  # one JSON completion, as some OpenAI-compatible servers answer
+    assert follower.say("你好") == "回答：你好"
+    assert history(redis) == ["你好", "回答：你好"] and upstream.received[-1].body["stream"] is True
