@@ -1,7 +1,7 @@
 """Long answers shown while the model writes them, for real: two gunicorn instances (2 gevent workers
 each) on one Redis, WeChat's deliveries of a message alternating between them, and a model that
 streams its answer, scaled 5 times faster than life (WeChat's deadline here is 1 s): its first text
-after 0.85 s (no whole sentence by the first window), then 150 characters a second."""
+after 0.7 s (no whole sentence by the first window), then 150 characters a second."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def answer_to(messages) -> str:
     return ANSWER if messages[-1]["content"] == STORY else "短答。"
 
 
-STREAM = {"latency": 0.85, "piece_chars": 4, "chunk_delay": 0.027, "answer": answer_to}
+STREAM = {"latency": 0.7, "piece_chars": 4, "chunk_delay": 0.027, "answer": answer_to}
 NOTES = (texts.STILL_WRITING, texts.COMPLETE, texts.CUT_OFF)
 
 
@@ -110,10 +110,13 @@ def test_the_follower_reads_the_answer_as_it_is_written(service, redis, upstream
         assert 2 <= len(parts) <= 5
         assert all(len(p) >= 300 and p[-1] in ENDS for p in parts[:-1])  # whole stretches of sentences
     else:
-        # `last`: the third delivery (this host again); `first`: the second, on the other host, which
-        # reads the text the first host checkpointed.
-        expected = ["timeout"] * (2 if setting == "last" else 1) + ["answered"]
-        assert outcome.attempts == expected
+        # `last`: the third delivery (this host again). `first`: no whole sentence by the first window;
+        # the second delivery, on the other host, shows what the first host checkpointed, unless that
+        # checkpoint held no whole sentence yet on a loaded machine: then the third does.
+        if setting == "last":
+            assert outcome.attempts == ["timeout", "timeout", "answered"]
+        else:
+            assert outcome.attempts in (["timeout", "answered"], ["timeout", "timeout", "answered"])
         shown, note = body(outcome.reply)
         assert note == texts.STILL_WRITING and shown and shown[-1] in ENDS and ANSWER.startswith(shown)
         parts = read_all(urls, who, outcome.reply, 9710)
