@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.wechat_burst [--followers 200] [--latency 8] [--workers 2]
     .venv/bin/python -m bench.wechat_burst --queued 19 [--followers 20] [--latency 30] [--against DIR]
+    .venv/bin/python -m bench.wechat_burst --stream [--mode customer_service] [--saturate 2]  (bench/wechat_stream.py)
 
 Starts a real redis-server, an upstream double that answers after --latency seconds, and the
 service under gunicorn (the Procfile's settings). A WeChat stand-in delivers each follower's message
@@ -60,7 +61,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--queued", type=int, default=0, help="questions per follower waiting behind the first")
     parser.add_argument("--against", type=Path, help="with --queued: another checkout, run after this one")
+    parser.add_argument("--stream", action="store_true", help="a model streaming 600-character answers slowly")
+    parser.add_argument("--mode", default="passive", choices=["passive", "customer_service"], help="with --stream")
+    parser.add_argument("--partial", default="last", choices=["last", "first", "off"], help="with --stream")
+    parser.add_argument("--saturate", type=int, default=0, help="busy processes kept on the CPU meanwhile")
     args = parser.parse_args()
+    if args.stream:
+        from bench.wechat_stream import run_stream
+
+        return run_stream(args)
     if args.queued:
         from bench.wechat_queue import run_queued
 

@@ -54,18 +54,26 @@ def _wechat_door(svc: Services) -> tuple[Courier, Dispatcher]:
     from flask import request
 
     from bot.chat.routing import upstream_states
+    from bot.store.drafts import Drafts
     from bot.wechat.admin import AdminCommands
     from bot.wechat.courier import Courier
+    from bot.wechat.deadline import ReplyClock
     from bot.wechat.dispatch import Dispatcher
+    from bot.wechat.partials import Partials
     from bot.wechat.waits import LocalWaits
 
     settings = svc.settings
+    waits = LocalWaits()
+    drafts = Drafts(svc.redis, settings.lease_seconds, settings.reply_retention_seconds)
     courier = Courier(
-        svc.conversation, svc.chat, svc.wakeups, svc.wechat_client, LocalWaits(),
+        svc.conversation, svc.chat, svc.wakeups, svc.wechat_client, waits,
         window=settings.wechat_window,
         push_mode=settings.wechat_reply_mode == "customer_service",
         daily_tokens=settings.limits.daily_chat_tokens,
         guard=svc.guard,
+        drafts=drafts,
+        partials=Partials(svc.conversation, drafts, waits, settings.wechat_partial),
+        clock=ReplyClock(settings.wechat_window, settings.wechat_timeout),
     )  # fmt: skip
     admin = AdminCommands(
         svc.keys, svc.conversation, svc.stats, svc.wechat_client, guard=svc.guard,
@@ -76,6 +84,7 @@ def _wechat_door(svc: Services) -> tuple[Courier, Dispatcher]:
         admins=settings.admin_openids,
         key_keywords=settings.key_keywords,
         public_url=settings.public_url,
+        reset_words=settings.reset_keywords,
         base_url=lambda: request.url_root,  # the request's own, when BOT_PUBLIC_URL is not set
         guard=svc.guard,
     )  # fmt: skip

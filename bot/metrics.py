@@ -20,7 +20,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from bot.errors import ChatError
 
-DELIVERY_OUTCOMES = ("in_window", "continue", "pushed", "deferred")
+DELIVERY_OUTCOMES = ("in_window", "continue", "pushed", "deferred", "partial")
 
 REQUESTS = Counter(
     "xiaoyi_requests_total",
@@ -107,7 +107,8 @@ def count_delivery(outcome: str) -> None:
 
     in_window: replied to a delivery within WeChat's 5 s; continue: collected with 继续; pushed: sent
     as a customer-service message; deferred: the last delivery got 【正在思考…】 and the answer
-    went to the outbox. (An owed answer never collected is not counted: it simply expires.)
+    went to the outbox; partial: a delivery got the answer as far as it was written, the rest owed.
+    (An owed answer never collected is not counted: it simply expires.)
     """
     if outcome not in DELIVERY_OUTCOMES:
         raise ValueError(f"delivery outcome must be one of {', '.join(DELIVERY_OUTCOMES)}, got {outcome!r}")

@@ -79,6 +79,9 @@ class Settings:
     upstreams: tuple[UpstreamSpec, ...] = ()
     upstream_failures: int = 3  # failures in a row that send an upstream into its cool-down
     upstream_cooldown: float = 30.0  # seconds it is skipped before a single trial request
+    # Answers shown as they are written (docs/wechat.md), and the texts that clear a follower's history
+    wechat_partial: str = "last"
+    reset_keywords: tuple[str, ...] = ()
 
     @property
     def dev(self) -> bool:
@@ -213,6 +216,7 @@ def _valid_aes_key(key: str) -> bool:
 
 
 DEFAULT_KEY_KEYWORDS = "key,apikey,api key,密钥,获取key"
+DEFAULT_RESET_KEYWORDS = "重置,清空对话,新对话"
 MESSAGE_MODES = ("safe", "compatible", "plain")
 
 
@@ -231,6 +235,11 @@ def _wechat(read: Reader) -> dict:
         raise ConfigError("WECHAT_MESSAGE_MODE", f"is {mode}, which needs WECHAT_AES_KEY (or set it to plain)")
     admins = frozenset(a.strip() for a in read.str("BOT_ADMIN_OPENIDS").split(",") if a.strip())
     keywords = read.str("BOT_KEY_KEYWORDS", DEFAULT_KEY_KEYWORDS) or DEFAULT_KEY_KEYWORDS
+    resets = _keywords(read, "BOT_RESET_KEYWORDS", DEFAULT_RESET_KEYWORDS)
+    # A reset word that is also another command would make that command clear the history.
+    taken = {k.strip().lower() for k in keywords.split(",")} | {"继续", "continue", "more", "帮助", "help"}
+    if clash := sorted(taken.intersection(resets)):
+        raise ConfigError("BOT_RESET_KEYWORDS", f"must not name another command's text, got {', '.join(clash)}")
     return {
         "wechat_token": read.str("WECHAT_TOKEN"),
         "wechat_appid": appid,
@@ -240,6 +249,7 @@ def _wechat(read: Reader) -> dict:
         "wechat_api_base_url": read.url("WECHAT_API_BASE_URL", "https://api.weixin.qq.com", ("http", "https")),
         "admin_openids": admins,
         "key_keywords": tuple(k.strip().lower() for k in keywords.split(",") if k.strip()),
+        "reset_keywords": resets,
         "history_idle_seconds": read.int("BOT_HISTORY_IDLE_SECONDS", 86400, 60, 365 * 86400),
         "public_url": read.str("BOT_PUBLIC_URL").rstrip("/"),
         **_delivery(read),
@@ -256,7 +266,13 @@ def _delivery(read: Reader) -> dict:
         "wechat_timeout": timeout,
         "wechat_window": window,
         "reply_retention_seconds": read.int("BOT_REPLY_RETENTION_SECONDS", 86400, 60, 30 * 86400),
+        "wechat_partial": read.choice("BOT_WECHAT_PARTIAL", "last", ("last", "first", "off")),
     }
+
+
+def _keywords(read: Reader, name: str, default: str) -> tuple[str, ...]:
+    """Comma-separated texts a follower may send, compared in lower case; empty: the default."""
+    return tuple(k.strip().lower() for k in (read.str(name, default) or default).split(",") if k.strip())
 
 
 def _environ_with_dotenv() -> dict[str, str]:

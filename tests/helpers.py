@@ -1,5 +1,6 @@
 """What many tests share: a question as the JSON doors take it, a request to each door as a caller
-sends it, a key's record as `keys show` reads it, and a clock a test moves by hand."""
+sends it, a key's record as `keys show` reads it, a clock a test moves by hand, and WeChat's
+"still thinking" placeholder."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from bot.services import services
 from bot.store.apikeys import KeyInfo
+from bot.wechat import texts
 
 SPEC_URL = "/api/v1/chat/completions"
 OPENAI_URL = "/v1/chat/completions"
@@ -53,3 +55,9 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def thinking(reply: str | None) -> bool:
+    """Whether a WeChat reply is the placeholder that says how long the model has been thinking."""
+    head, tail = texts.THINKING_FOR.split("{seconds}")
+    return reply is not None and reply.startswith(head) and reply.endswith(tail) and reply[len(head)].isdigit()

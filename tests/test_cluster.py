@@ -19,7 +19,7 @@ from bot.store.quota import KeyLedger
 from bot.wechat import texts
 from tests.conftest import ACCOUNT
 from tests.follower import Follower, flask_post, recorded
-from tests.helpers import ask
+from tests.helpers import ask, thinking
 from tests.queued import assert_woken_in_order
 
 pytestmark = pytest.mark.slow
@@ -131,7 +131,7 @@ def test_owed_answers_on_a_cluster(cluster_app, upstream):
     follower = Follower(flask_post(cluster_app.test_client()), ACCOUNT, "oCluster000000000000000000003")
     for _ in range(2):  # the first two deliveries stay silent
         assert follower.say("慢", msg_id=7) is None
-    assert follower.say("慢", msg_id=7) == texts.THINKING
+    assert thinking(follower.say("慢", msg_id=7))
     assert follower.say("继续") == texts.WAITING
     assert recorded(cluster_app.extensions["bot"].redis, "oCluster000000000000000000003")  # the answer is in
     assert follower.say("继续") == "回答：慢"

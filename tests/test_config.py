@@ -23,6 +23,9 @@ GOOD = {"REDIS_URL": "redis://127.0.0.1:6379/0", "BOT_SECRET": "s" * 32}
         ({"BOT_RATE_USER_RPM": "-1"}, "BOT_RATE_USER_RPM", "between 0 and 10000"),
         ({"BOT_RATE_OPENID_RPM": "10001"}, "BOT_RATE_OPENID_RPM", "between 0 and 10000, got 10001"),
         ({"BOT_DAILY_CHAT_TOKENS": "lots"}, "BOT_DAILY_CHAT_TOKENS", "must be an integer"),
+        ({"BOT_WECHAT_PARTIAL": "sometimes"}, "BOT_WECHAT_PARTIAL", "one of last, first, off, got 'sometimes'"),
+        ({"BOT_RESET_KEYWORDS": "重置,继续"}, "BOT_RESET_KEYWORDS", "another command's text, got 继续"),
+        ({"BOT_RESET_KEYWORDS": "KEY"}, "BOT_RESET_KEYWORDS", "another command's text, got key"),
     ],
 )
 def test_each_bad_value_names_its_variable(change, name, words):

@@ -182,6 +182,56 @@ def test_a_blocked_answer_shows_the_notice_and_the_history_records_it(blocking, 
     assert redis.lrange(keyspace.history(FOLLOWER), 0, -1) == ["问", texts.ANSWER_BLOCKED]
 
 
+@pytest.mark.parametrize("piece_chars", [1, 2, 3])
+def test_a_followers_streamed_answer_is_masked_wherever_the_pieces_cut_the_word(
+    safe_config, make_app, upstream, redis, piece_chars
+):
+    upstream.reset(answer=answering("前文。敏感词在这里。"), piece_chars=piece_chars)
+    follower = Follower(flask_post(make_app(safe_config).test_client()), ACCOUNT, FOLLOWER)
+    assert follower.say("问") == "前文。＊＊＊在这里。"
+    assert recorded(redis, FOLLOWER)
+    assert redis.lrange(keyspace.history(FOLLOWER), 0, -1) == ["问", "前文。＊＊＊在这里。"]
+
+
+def test_a_blocked_answer_ready_in_time_shows_nothing_of_what_came_before_the_word(blocking, upstream, redis):
+    upstream.reset(answer=answering("前面很正常。然后是敏感词，之后还有很多。" * 3), piece_chars=2)
+    assert Follower(flask_post(blocking), ACCOUNT, FOLLOWER).say("问") == texts.ANSWER_BLOCKED
+    assert recorded(redis, FOLLOWER)
+    assert redis.lrange(keyspace.history(FOLLOWER), 0, -1) == ["问", texts.ANSWER_BLOCKED]
+    assert upstream.wait_for_streams(1)[0].hung_up  # the model was stopped at the word
+
+
+def read_until_complete(follower: Follower, first: str | None) -> list[str]:
+    """The replies a follower reads: the first, then 继续 until one says the answer is complete."""
+    replies = [first or ""]
+    ends = (texts.COMPLETE.strip(), texts.CUT_OFF.strip())  # a reply of a note alone reads without its blank lines
+    while not replies[-1].endswith(ends) and len(replies) < 40:
+        reply = follower.say("继续")
+        replies.append("" if reply == texts.WAITING else reply)
+    return replies
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("action", ["mask", "block"])
+def test_an_answer_shown_while_written_is_screened_before_any_part_of_it_is_shown(
+    safe_config, make_app, upstream, redis, action
+):
+    settings = {"BOT_WECHAT_TIMEOUT": "1", "BOT_WECHAT_WINDOW": "0.5", "BOT_WECHAT_PARTIAL": "first"}
+    app = make_app({**safe_config, **settings, "BOT_SENSITIVE_ANSWER_ACTION": action})
+    follower = Follower(flask_post(app.test_client()), ACCOUNT, FOLLOWER)
+    # The first sentence is written within the first window (0.5 s), the word after it, split in pieces.
+    upstream.reset(answer=answering("第一句话。第二句有敏感词。第三句。"), piece_chars=2, chunk_delay=0.1)
+    first = follower.say("问", msg_id=77)
+    assert first == "第一句话。" + texts.STILL_WRITING
+    replies = read_until_complete(follower, first)
+    notes = (texts.STILL_WRITING, texts.COMPLETE, texts.COMPLETE.strip())
+    read = "".join(next((r.removesuffix(n) for n in notes if r.endswith(n)), r) for r in replies)
+    shown = "第一句话。第二句有＊＊＊。第三句。" if action == "mask" else "第一句话。" + texts.ANSWER_BLOCKED
+    assert read == shown and "敏" not in "".join(replies)
+    assert recorded(redis, FOLLOWER)
+    assert redis.lrange(keyspace.history(FOLLOWER), 0, -1) == ["问", shown]
+
+
 # --- visibility --------------------------------------------------------------------------------
 
 

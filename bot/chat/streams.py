@@ -30,9 +30,22 @@ def _arrivals(response: BaseHTTPResponse) -> Iterator[bytes]:
         yield chunk
 
 
-def _events(response: BaseHTTPResponse) -> Iterator[str]:
+def _whole(response: BaseHTTPResponse) -> Iterator[str]:
+    """A server that ignores `stream: true` and answers one JSON completion: read as a stream of one
+    piece, so a caller streaming from it still gets the answer."""
     try:
-        yield from iter_data(_arrivals(response))
+        choice = json.loads(response.data)["choices"][0]
+        content, finish = choice["message"]["content"], choice.get("finish_reason") or "stop"
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise ChatError(Failure.UPSTREAM_FAILED, "malformed response") from None
+    yield json.dumps({"choices": [{"delta": {"content": content}, "finish_reason": finish}]})
+    yield "[DONE]"
+
+
+def _events(response: BaseHTTPResponse) -> Iterator[str]:
+    whole = response.headers.get("Content-Type", "").split(";")[0].strip() == "application/json"
+    try:
+        yield from _whole(response) if whole else iter_data(_arrivals(response))
     except (ReadTimeoutError, TimeoutError):
         raise ChatError(Failure.UPSTREAM_TIMEOUT, "no new text within OPENAI_TIMEOUT") from None
     except (HTTPError, OSError) as exc:

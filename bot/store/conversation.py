@@ -110,7 +110,8 @@ class Conversation:
 
     def finish_turn(
         self, openid: str, msg_id: str, question: str, answer: str, charge: int | None, parts: list[str],
-        sent: Callable[[str], None] = lambda reply: None, keep_slot: bool = False,
+        sent: Callable[[str], None] = lambda reply: None, keep_slot: bool = False, *, shown: int = 0,
+        run: str = "", last: str = "t",
     ) -> Finished:  # fmt: skip
         """Record the answer and, if `charge` is not None, the turn and its tokens; free the slot (for the
         next message waiting, woken); decide the reply unless it was deferred: the first of `parts`,
@@ -121,9 +122,17 @@ class Conversation:
         `sent(reply)` is called once the script is on its way to Redis, with the reply it decides
         unless the message was deferred, so a delivery waiting for it can answer a round trip
         sooner. Nothing the follower does next needs the script to have run by then: a new question
-        waits for the model slot the script frees, and anything else needs the reply read first."""
+        waits for the model slot the script frees, and anything else needs the reply read first.
+
+        An answer shown as it was written: `parts` are the answer after its first `shown` characters,
+        `run` the call that wrote it, `last` how it ended (t, e: complete, x: cut off); `retry` >= 0 if
+        more was shown meanwhile."""
         # What the script stores, as read: a lone part as it is, the first of several as an owed reply.
-        reply = parts[0] if len(parts) == 1 else self.word(OwedReply(parts[0], True, writing=False, queued=False))
+        kind = {"e": "complete", "x": "cut_off"}.get(last, "part")
+        if len(parts) > 1:
+            reply = self.word(OwedReply(parts[0], True, writing=False, queued=False))
+        else:
+            reply = parts[0] if last == "t" else self.word(OwedReply(parts[0], False, False, False, kind))
         finished = self._finish.run(
             *parts, msg=keyspace.message(openid, msg_id), history=keyspace.history(openid),
             busy=keyspace.busy(openid), outbox=keyspace.outbox(openid),
@@ -131,7 +140,8 @@ class Conversation:
             msg_id=msg_id, ok="1" if charge is not None else "0", question=question, answer=answer,
             budget=self.history_chars, idle_s=self.idle, retention_s=self.retention, charge=charge or 0,
             day_ttl=DAY_TTL, handoff_ms=self.handoff_ms, channel=CHANNEL, openid=openid, done_s=self.done,
-            keep_ms=self.lease_ms if keep_slot else 0, sent=lambda: sent(reply),
+            keep_ms=self.lease_ms if keep_slot else 0, shown=shown, run=run, last=last,
+            sent=lambda: sent(reply) if not shown else None,
         )  # fmt: skip
         if finished.reply.startswith(OWED):
             return replace(finished, reply=self.shown(finished.reply))
@@ -161,11 +171,12 @@ class Conversation:
         )  # fmt: skip
         return Deferred(kind, self.shown(stored))
 
-    def collect(self, openid: str, msg_id: str, queue_this: bool) -> Collected:
-        """The message's reply is the oldest thing owed; with `queue_this` its own answer is owed next."""
+    def collect(self, openid: str, msg_id: str, queue_this: bool, peek: bool = False) -> Collected:
+        """The message's reply is the oldest thing owed; with `queue_this` its own answer is owed next.
+        `peek`: an answer still being written at the head decides nothing (reply '', `writing` set)."""
         collected = self._collect(
             msg=keyspace.message(openid, msg_id), outbox=keyspace.outbox(openid), retention_s=self.retention,
-            queue_this="1" if queue_this else "0", msg_id=msg_id,
+            queue_this="1" if queue_this else "0", msg_id=msg_id, peek="1" if peek else "0",
         )  # fmt: skip
         return collected._replace(reply=self.shown(collected.reply))
 
@@ -185,6 +196,6 @@ class Conversation:
         """Drop the follower's history and everything they are owed (an admin's /reset)."""
         self.redis.delete(keyspace.history(openid), keyspace.outbox(openid))
 
-    def remove_owed(self, openid: str, text: str) -> None:
-        """An owed part was delivered another way (pushed)."""
-        self.redis.lrem(keyspace.outbox(openid), 1, "t:" + text)
+    def remove_owed(self, openid: str, text: str, entry: str = "t") -> None:
+        """An owed part was delivered another way (pushed); `entry`: t, or e/x for an answer's last."""
+        self.redis.lrem(keyspace.outbox(openid), 1, f"{entry}:{text}")

@@ -168,10 +168,12 @@ class Collected(NamedTuple):
 class CollectOwed(Script):
     """Hand out the oldest thing the follower is owed as this message's reply, and with `queue_this`
     (a new question whose answer goes to the outbox) owe this message's answer after the rest.
-    Answers {the reply as stored, the MsgId still being written at the outbox's head or ''}."""
+    With `peek`, an answer still being written at the outbox's head decides nothing: the caller shows
+    as much of it as has been written (bot/store/drafts.py). Answers {the reply as stored ('' when it
+    peeked), the MsgId still being written at the outbox's head or ''}."""
 
     KEYS = ("msg", "outbox")
-    ARGV = ("retention_s", "queue_this", "msg_id")
+    ARGV = ("retention_s", "queue_this", "msg_id", "peek")
     LUA = (
         OWED_LUA
         + """
@@ -180,15 +182,19 @@ local outbox = KEYS[2]
 local retention_s = ARGV[1]
 local queue_this = ARGV[2] == '1'
 local msg_id = ARGV[3]
+local peek = ARGV[4] == '1'
 local existing = redis.call('HGET', msg, 'reply')
 if existing then return {existing, ''} end
 local head = redis.call('LINDEX', outbox, 0)
 local state, more, part, writing = 'n', '0', '', ''
 if head and string.sub(head, 1, 2) == 'm:' then
+  if peek then return {'', string.sub(head, 3)} end
   state, writing = 'w', string.sub(head, 3)
 elseif head then
   redis.call('LPOP', outbox)
-  state, part = 'p', string.sub(head, 3)
+  -- t: a part; e: the last part of an answer shown as it was written; x: of one cut off
+  state, part = string.sub(head, 1, 1), string.sub(head, 3)
+  if state == 't' then state = 'p' end
   if redis.call('LLEN', outbox) > 0 then more = '1' end
 end
 if queue_this then

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 # answer is stored without NUL, the door's texts have none), so no text can pass for one.
 OWED = "\x00owed:"
 
-# The Lua function the scripts that store one embed: state is p (a part), w (an answer still being
-# written) or n (nothing owed); more and queued are '1' or '0'. Built from OWED, so the two cannot differ.
+# The Lua function the scripts that store one embed: state is p (a part), e (the last part of an answer
+# shown as it was written), x (the last part of an answer cut off), i (a part of an answer still being
+# written), w (an answer still being written, nothing new to show) or n (nothing owed); more and queued
+# are '1' or '0'. Built from OWED, so the two cannot differ.
 OWED_LUA = f"""
 local function owed_reply(state, more, queued, part)
   return '\\0{OWED[1:]}' .. state .. more .. queued .. part
@@ -25,12 +27,19 @@ end
 _HEAD = len(OWED)
 
 
+# What a part is, by its state: its note is the door's wording (bot/wechat/texts.py).
+PART_STATES = {"p": "part", "e": "complete", "x": "cut_off", "i": "still_writing"}
+
+
 @dataclass(frozen=True)
 class OwedReply:
     part: str | None  # the oldest owed part, handed out now; None if none was ready
     more: bool  # more is owed after that part
     writing: bool  # the oldest thing owed is an answer still being written
     queued: bool  # this message's question was queued: its answer is owed after the rest
+    # part: more of an answer; complete: its last part, shown as it was written; cut_off: the last
+    # part of an answer the model stopped writing; still_writing: as far as the answer has come
+    kind: str = "part"
 
     @classmethod
     def decode(cls, stored: str) -> OwedReply | None:
@@ -38,4 +47,5 @@ class OwedReply:
         if not stored.startswith(OWED):
             return None
         state, more, queued, part = *stored[_HEAD : _HEAD + 3], stored[_HEAD + 3 :]
-        return cls(part if state == "p" else None, more == "1", state == "w", queued == "1")
+        kind = PART_STATES.get(state)
+        return cls(part if kind else None, more == "1", state == "w", queued == "1", kind or "part")

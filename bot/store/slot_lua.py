@@ -148,6 +148,7 @@ return {'queued', redis.call('PTTL', busy)}
 class Finished:
     reply: str  # the reply decided for the message, as stored ('' if another run finished it first)
     owed: int  # parts newly owed: the rest of a long answer, or all of a deferred one
+    retry: int = -1  # >= 0: nothing recorded, this many characters were handed out meanwhile: cut again
 
 
 class FinishTurn(Script):
@@ -159,11 +160,14 @@ class FinishTurn(Script):
     follower before the next question's. The claim drops its question
     (no run will redo it now) and is kept `done_s` more, for retries, replays and a late second run.
     Answers {reply as stored, newly owed}; reply '' if another run finished this message first (its
-    claim may be gone by now: a run outlived by done_s records nothing either)."""
+    claim may be gone by now: a run outlived by done_s records nothing either) or writes it now (`run`
+    is not the claim's), and {'retry', shown} if text was handed out since `shown` (the parts are the
+    answer from there on; the last one's entry is `last`: t, or e/x for an answer shown as it was
+    written / cut off)."""
 
     KEYS = ("msg", "history", "busy", "outbox", "day", "waiting")
     ARGV = ("msg_id", "ok", "question", "answer", "budget", "idle_s", "retention_s", "charge", "day_ttl")
-    ARGV += ("handoff_ms", "channel", "openid", "done_s", "keep_ms")
+    ARGV += ("handoff_ms", "channel", "openid", "done_s", "keep_ms", "shown", "run", "last")
     TAIL = "parts"
     LUA = (
         APPEND_PAIR_LUA
@@ -191,13 +195,20 @@ local channel = ARGV[11]
 local openid = ARGV[12]
 local done_s = ARGV[13]
 local keep_ms = tonumber(ARGV[14])
-local parts = {unpack(ARGV, 15)}
+local shown = tonumber(ARGV[15])
+local run = ARGV[16]
+local last = ARGV[17]
+local parts = {unpack(ARGV, 18)}
 -- No claim: it was answered (by a run that redid it) long enough ago to have expired.
-local status = redis.call('HGET', msg, 'status')
-if not status or status == 'done' then
+local f = redis.call('HMGET', msg, 'status', 'run', 'shown')
+if not f[1] or f[1] == 'done' then
   release(busy, waiting, msg_id, handoff_ms, channel, openid)
   return {'', 0}
 end
+-- Another run writes this answer now (this one's lease ran out): it records it, and holds the slot.
+if f[2] and f[2] ~= run then return {'', 0} end
+-- Text was handed out since the caller cut its parts: it cuts them again from there.
+if tonumber(f[3] or 0) ~= shown then return {'retry', tonumber(f[3] or 0)} end
 if ok then
   append_pair(history, question, answer, budget, idle_s)
   redis.call('HINCRBY', day, 'used', charge)
@@ -205,7 +216,7 @@ if ok then
   redis.call('EXPIRE', day, day_ttl)
 end
 redis.call('HSET', msg, 'status', 'done')
-redis.call('HDEL', msg, 'question')
+redis.call('HDEL', msg, 'question', 'text')
 redis.call('EXPIRE', msg, done_s)
 local deferred = redis.call('HGET', msg, 'deferred') == '1'
 if deferred and keep_ms > 0 and redis.call('GET', busy) == msg_id then
@@ -213,22 +224,27 @@ if deferred and keep_ms > 0 and redis.call('GET', busy) == msg_id then
 else
   release(busy, waiting, msg_id, handoff_ms, channel, openid)
 end
+-- Each owed part is t:<text>; the last one says how the answer ended (last: t, or e shown as it was
+-- written, or x cut off), and a lone part is the reply in that state.
+local function entry(i) return ((i == #parts) and last or 't') .. ':' .. parts[i] end
 if not deferred then
   local reply = parts[1]
   if #parts > 1 then
     reply = owed_reply('p', '1', '0', parts[1])
-    for i = 2, #parts do redis.call('RPUSH', outbox, 't:' .. parts[i]) end
+    for i = 2, #parts do redis.call('RPUSH', outbox, entry(i)) end
     redis.call('EXPIRE', outbox, retention_s)
+  elseif last ~= 't' then
+    reply = owed_reply(last, '0', '0', parts[1])
   end
   redis.call('HSET', msg, 'reply', reply)
   return {reply, #parts - 1}
 end
 local placeholder, rebuilt = 'm:' .. msg_id, {}
-for _, entry in ipairs(redis.call('LRANGE', outbox, 0, -1)) do
-  if entry == placeholder then
-    for i = 1, #parts do table.insert(rebuilt, 't:' .. parts[i]) end
+for _, item in ipairs(redis.call('LRANGE', outbox, 0, -1)) do
+  if item == placeholder then
+    for i = 1, #parts do table.insert(rebuilt, entry(i)) end
   else
-    table.insert(rebuilt, entry)
+    table.insert(rebuilt, item)
   end
 end
 redis.call('DEL', outbox)
@@ -240,7 +256,7 @@ return {redis.call('HGET', msg, 'reply') or '', #parts}
     @staticmethod
     def decode(answer: list) -> Finished:
         reply, owed = answer
-        return Finished(reply, int(owed))
+        return Finished("", 0, int(owed)) if reply == "retry" else Finished(reply, int(owed))
 
 
 class ReleaseSlot(Script):

@@ -6,44 +6,50 @@ worker; every delivery, on any worker, waits for that call's answer until its wi
 (BOT_WECHAT_WINDOW, 4.5 s). A reply decided once is the reply every later delivery gets.
 
 Not ready in time: a delivery that is not the last says nothing, and WeChat sends the message again.
-The last one replies 【正在思考…】 (passive mode) and the answer waits in the follower's outbox for
-their next message; in customer_service mode the first window's end replies `success` and the
-answer is pushed with the customer-service API when it is ready (the outbox if a push fails).
+The model's answer is read as it is written (bot/wechat/writer.py): the last delivery replies with the
+text written so far (BOT_WECHAT_PARTIAL, bot/wechat/partials.py), or 【正在思考…】 if there is none,
+and the rest waits in the follower's outbox for their 继续; in customer_service mode the first window's
+end replies `success` and the answer is pushed with the customer-service API in stretches as it is
+written (bot/wechat/pushes.py; the outbox if a push fails).
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
+from dataclasses import dataclass
 
 import gevent
-import requests
 from gevent import monkey
-from wechatpy.exceptions import WeChatClientException
 
 from bot import metrics
 from bot.chat.core import ChatService
 from bot.chat.dialogue import ROLES, Turn
 from bot.chat.routing import route_note
+from bot.chat.usage import estimate_tokens
 from bot.errors import ChatError, Failure
 from bot.safety.guard import ContentGuard
 from bot.safety.moderation import Verdict
 from bot.store.conversation import Conversation, Slot
+from bot.store.drafts import Drafts
 from bot.store.quota import TurnAllowance
 from bot.store.wakeups import EXPIRY_MARGIN, Wakeups
 from bot.wechat import texts
 from bot.wechat.client import SharedTokenClient
-from bot.wechat.protocol import PASSIVE_LIMIT_BYTES, fit_bytes, xml_text
+from bot.wechat.deadline import ReplyClock
+from bot.wechat.partials import Partials
+from bot.wechat.parts import split_parts
+from bot.wechat.protocol import xml_text
+from bot.wechat.pushes import MAX_PUSHES, Pusher
 from bot.wechat.waits import POLL_SECONDS, LocalWaits
+from bot.wechat.writer import CHECKPOINT_SECONDS, Lost, Writer, Writing
 
 logger = logging.getLogger(__name__)
 
 NO_REPLY = "success"  # the reply that tells WeChat: nothing to show, do not retry
 DELIVERIES = 3  # WeChat's first delivery and its two retries
-MAX_PUSHES = 5  # customer-service messages allowed per message the follower sent
-# Room left in each part for a marker and a note, so every reply stays within the passive limit.
-PART_BYTES = PASSIVE_LIMIT_BYTES - 400
 
 _FAILURE_TEXTS = {
     Failure.UPSTREAM_TIMEOUT: texts.UPSTREAM_TIMEOUT,
@@ -53,17 +59,16 @@ _FAILURE_TEXTS = {
 }
 
 
-def split_parts(text: str, limit: int = PART_BYTES) -> list[str]:
-    """`text` in pieces of at most `limit` UTF-8 bytes, cut at a line break where one is near."""
-    parts = []
-    while len(text.encode()) > limit:
-        piece = fit_bytes(text, limit)
-        newline = piece.rfind("\n")
-        if newline > len(piece) * 3 // 4:
-            piece = piece[: newline + 1]
-        parts.append(piece.rstrip("\n"))
-        text = text[len(piece) :]
-    return [*parts, text] if text or not parts else parts
+@dataclass(frozen=True)
+class Answer:
+    text: str
+    charge: int | None  # tokens to charge; None: the call failed and records no turn
+    cut_off: bool = False  # the model stopped after writing `text`
+    shown: int = 0  # characters of it handed out while it was written
+    pushes: int = 0  # customer-service pushes sent while it was written
+    # A banned word in it and BOT_SENSITIVE_ANSWER_ACTION=block: `text` stops before the word, and
+    # the answer is what was handed out of it (nothing, when it was ready in time) and the notice.
+    withheld: bool = False
 
 
 class Courier:
@@ -71,7 +76,8 @@ class Courier:
 
     def __init__(
         self, conversation: Conversation, chat: ChatService, wakeups: Wakeups, client: SharedTokenClient | None,
-        waits: LocalWaits, *, window: float, push_mode: bool, daily_tokens: int, guard: ContentGuard | None = None,
+        waits: LocalWaits, *, window: float, push_mode: bool, daily_tokens: int, drafts: Drafts,
+        partials: Partials, clock: ReplyClock, guard: ContentGuard | None = None,
     ):  # fmt: skip
         self.conv = conversation
         self.chat = chat
@@ -82,46 +88,85 @@ class Courier:
         self.push_mode = push_mode  # customer_service: answers are pushed, not left for 继续
         self.daily_tokens = daily_tokens  # a follower's free chat tokens per day
         self.guard = guard  # moderation of the question, banned words in the answer
+        self.drafts = drafts  # answers' checkpoints while they are written
+        self.partials = partials  # shows them before they are complete (BOT_WECHAT_PARTIAL)
+        self.clock = clock  # when a delivery decides, so its reply is in time under load too
+        self.pusher = Pusher(conversation, client)
 
     # --- deliveries -------------------------------------------------------------------------
 
     def await_reply(self, openid: str, msg_id: str, deliveries: int, arrived: float, chat: bool) -> str | None:
-        """Wait for the message's reply until this delivery's window closes.
+        """Wait for the message's reply until this delivery must decide it.
 
         None: say nothing and let WeChat deliver the message again."""
-        deadline = arrived + self.window
+        last = deliveries >= DELIVERIES
+        # In customer_service mode the first window's end decides the reply (`success`): as late as a last.
+        deadline = self.clock.decide_by(arrived, last or self.push_mode)
         key = f"{openid}:{msg_id}"
         call = self.waits.get(key)
         # The model call runs in this process: wait on it, not on Redis.
         if call is not None and call.done.wait(max(0.0, deadline - time.monotonic())) and call.replies:
             metrics.count_delivery("in_window")
             return call.replies[0]
-        while True:
-            reply = self.conv.decided_reply(openid, msg_id)
-            if reply is not None:
-                metrics.count_delivery("in_window")
-                return reply
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            time.sleep(min(POLL_SECONDS, remaining))
-        if not chat or not (self.push_mode or deliveries >= DELIVERIES):
+        reply, draft = self._poll(openid, msg_id, deadline)
+        if reply is not None:
+            metrics.count_delivery("in_window")
+            return reply
+        self.clock.woke(deadline)
+        if not chat:
+            return None
+        if not self.push_mode and (shown := self.partials.at_deadline(openid, msg_id, last, draft)) is not None:
+            logger.info("wechat %s msg %s: shown as far as written after %d deliveries", openid, msg_id, deliveries)
+            return shown
+        if not (self.push_mode or last):
             return None
         self.waits.keep_for_redis(key)
-        kind, reply = self.conv.defer(openid, msg_id, NO_REPLY if self.push_mode else texts.THINKING)
+        kind, reply = self.conv.defer(openid, msg_id, self._placeholder(arrived, deliveries))
         logger.info("wechat %s msg %s: %s after %d deliveries", openid, msg_id, kind, deliveries)
         metrics.count_delivery("deferred" if kind == "deferred" else "in_window")
         return reply
 
-    def collect(self, openid: str, msg_id: str, question: str | None, slot: Slot | None = None) -> str:
-        """Reply with the oldest thing owed; a new `question` is started and owed after it."""
-        collected = self.conv.collect(openid, msg_id, question is not None)
-        if collected.owed is not None and collected.owed.part is not None:
-            metrics.count_delivery("continue")
-        if question is not None:  # its reply is decided: the answer goes to the outbox
-            self.start(openid, msg_id, question, slot, early=False)
+    def _poll(self, openid: str, msg_id: str, deadline: float):
+        """The reply decided, polled in Redis until `deadline` (None if none), with the answer's
+        checkpoint as last read when partial answers are on (the same round trip)."""
+        draft = None
+        while True:
+            if self.partials.on:
+                draft = self.drafts.read(openid, msg_id)
+                reply = None if draft.reply is None else self.conv.shown(draft.reply)
+            else:
+                reply = self.conv.decided_reply(openid, msg_id)
+            remaining = deadline - time.monotonic()
+            if reply is not None or remaining <= 0:
+                return reply, draft
+            time.sleep(min(POLL_SECONDS, remaining))
+
+    def _placeholder(self, arrived: float, deliveries: int) -> str:
+        if self.push_mode:
+            return NO_REPLY
+        if not self.partials.on:
+            return texts.THINKING
+        return texts.thinking_for(self.clock.thinking_seconds(arrived, deliveries))
+
+    def collect(
+        self, openid: str, msg_id: str, question: str | None, slot: Slot | None = None, arrived: float | None = None
+    ) -> str:
+        """Reply with the oldest thing owed; a new `question` is started and owed after it. An answer
+        owed first that is still being written is shown as far as it has come (BOT_WECHAT_PARTIAL)."""
+        queue = question is not None
+        collected = self.conv.collect(openid, msg_id, queue, peek=self.partials.on)
         if collected.writing:  # the answer owed first is still being written: is its worker alive?
             self._recover(openid, collected.writing)
+        if collected.writing and not collected.reply:  # peeked: nothing decided yet
+            # It hands text out: it decides with the last delivery's margin, and its wake counts as one.
+            deadline = self.clock.decide_by(time.monotonic() if arrived is None else arrived, last=True)
+            shown = self.partials.collect(openid, msg_id, collected.writing, queue, deadline)
+            self.clock.woke(deadline)
+            collected = self.conv.collect(openid, msg_id, queue) if shown is None else collected._replace(reply=shown)
+        if collected.owed is not None and collected.owed.part is not None:
+            metrics.count_delivery("continue")
+        if queue:  # its reply is decided: the answer goes to the outbox
+            self._begin(openid, msg_id, question, slot, early=False, recovered=False)
         return collected.reply
 
     def _recover(self, openid: str, msg_id: str) -> None:
@@ -135,9 +180,13 @@ class Courier:
     def start(self, openid: str, msg_id: str, question: str, slot: Slot | None = None, early: bool = True) -> None:
         """Run the message's model call in the background: it outlives the delivery that started it.
         `slot`: the follower's model slot, if the claim took it; else the call waits for it.
-        `early`: see LocalWaits.start (False when redoing a message whose first run may live on)."""
-        self.waits.start(f"{openid}:{msg_id}", early)
-        self._spawn(self._run, openid, msg_id, question, slot)
+        `early`: see LocalWaits.start; False when redoing a message whose first run may live on."""
+        self._begin(openid, msg_id, question, slot, early, recovered=not early)
+
+    def _begin(self, openid: str, msg_id: str, question: str, slot: Slot | None, early: bool, recovered: bool) -> None:
+        writing = Writing(secrets.token_hex(6))
+        self.waits.start(f"{openid}:{msg_id}", early, writing)
+        self._spawn(self._run, openid, msg_id, question, slot, writing, recovered)
 
     def _spawn(self, target, *args) -> None:
         """Run `target` beside the delivery: a greenlet in gunicorn's gevent workers (it starts when
@@ -147,54 +196,88 @@ class Courier:
         else:
             threading.Thread(target=target, args=args, daemon=True).start()
 
-    def _run(self, openid: str, msg_id: str, question: str, slot: Slot | None) -> None:
+    def _run(self, openid: str, msg_id: str, question: str, slot: Slot | None, writing: Writing, recovered: bool):
         reply, key = None, f"{openid}:{msg_id}"
         try:
-            answer, charge = self._answer(openid, msg_id, question, slot)
-            # Stored as it can be shown: a stored reply that began with NUL would pass for the marker
-            # of a key's reply (dispatch.py) or of an owed reply (store/owed.py), and a follower can
-            # have the model answer anything.
-            answer = xml_text(answer)
-            parts = split_parts(answer)
-            # Pushing a deferred answer keeps the follower's slot: a question queued behind it is
-            # answered, and pushed, only after it, so the follower reads the answers in order.
-            pushing = self.push_mode and self.client is not None
-            finished = self.conv.finish_turn(
-                openid, msg_id, question, answer, charge, parts, sent=lambda decided: self.waits.offer(key, decided),
-                keep_slot=pushing,
-            )  # fmt: skip
-            reply = finished.reply
-            if pushing and finished.owed:
-                try:
-                    self.push(openid, parts[-finished.owed :])
-                finally:
-                    self.conv.release(openid, msg_id)
+            answer = self._answer(openid, msg_id, question, slot, writing, recovered)
+            if answer is not None:
+                reply = self._finish(openid, msg_id, question, answer, writing.run)
+        except Lost:
+            logger.warning("wechat %s msg %s: another run answers it now, this one stops", openid, msg_id)
         except Exception:
             logger.exception("wechat %s msg %s: answering failed", openid, msg_id)
         finally:
             self.waits.finish(key, reply)
 
-    def _answer(self, openid: str, msg_id: str, question: str, slot: Slot | None) -> tuple[str, int | None]:
-        """The answer, and the tokens to charge (None: it failed, and records no turn)."""
+    def _finish(self, openid: str, msg_id: str, question: str, answer: Answer, run: str) -> str:
+        """Record the answer from where it was shown up to; push or owe the rest. The reply decided."""
+        # Stored as it can be shown: a stored reply that began with NUL would pass for the marker
+        # of a key's reply (dispatch.py) or of an owed reply (store/owed.py), and a follower can
+        # have the model answer anything.
+        written, shown, key = xml_text(answer.text), answer.shown, f"{openid}:{msg_id}"
+        # Pushing a deferred answer keeps the follower's slot: a question queued behind it is
+        # answered, and pushed, only after it, so the follower reads the answers in order.
+        pushing = self.push_mode and self.client is not None
+        while True:
+            text = written[:shown] + texts.ANSWER_BLOCKED if answer.withheld else written
+            last = "x" if answer.cut_off else "e" if shown else "t"
+            parts = split_parts(text[shown:])
+            finished = self.conv.finish_turn(
+                openid, msg_id, question, text, answer.charge, parts, keep_slot=pushing, shown=shown, run=run,
+                last=last, sent=lambda decided: self.waits.offer(key, decided),
+            )  # fmt: skip
+            if finished.retry < 0:
+                break
+            shown = finished.retry  # a delivery handed out more meanwhile: the rest starts there
+        if pushing and finished.owed:
+            try:
+                self.pusher.push(openid, parts[-finished.owed :], last, MAX_PUSHES - answer.pushes)
+            finally:
+                self.conv.release(openid, msg_id)
+        return finished.reply
+
+    def _answer(
+        self, openid: str, msg_id: str, question: str, slot: Slot | None, writing: Writing, recovered: bool
+    ) -> Answer | None:
+        """The answer, read as the model writes it (None: another run finished the message)."""
+        if recovered:  # its worker died: what was shown of its answer must not be shown again
+            adopted = self.drafts.adopt(openid, msg_id, writing.run)
+            if adopted.state == "gone":
+                return None
+            if adopted.state == "resume":
+                return Answer(adopted.text, estimate_tokens(adopted.text), cut_off=True, shown=adopted.shown)
         slot = slot or self._wait_for_turn(openid, msg_id)
         if slot is None:
-            return texts.BUSY, None
+            return Answer(texts.BUSY, None)
         refusal = self._moderation_refusal(openid, question)
         if refusal is not None:
-            return refusal, None
-        started = time.monotonic()
-        payer = TurnAllowance(self.daily_tokens, slot.used_today)
+            return Answer(refusal, None)
+        started, payer = time.monotonic(), TurnAllowance(self.daily_tokens, slot.used_today)
         dialogue = [Turn(ROLES[i % 2], content) for i, content in enumerate(slot.history)]
         try:
-            completion = self.chat.complete([*dialogue, Turn("user", question)], payer)
+            written = self._writer(openid, msg_id, writing).write(
+                self.chat.stream([*dialogue, Turn("user", question)], payer)
+            )
         except ChatError as error:
             logger.info("wechat %s msg %s failed: %s%s", openid, msg_id, error.failure.name, route_note())
-            return _FAILURE_TEXTS.get(error.failure, texts.UPSTREAM_FAILED), None
+            return Answer(_FAILURE_TEXTS.get(error.failure, texts.UPSTREAM_FAILED), None)
+        if written.cut_off:
+            logger.info("wechat %s msg %s: the model stopped after %d characters", openid, msg_id, len(written.text))
         # With several upstreams the line names the one that answered (and any that failed): INFO.
         note = route_note()
         level = logging.INFO if note else logging.DEBUG
         logger.log(level, "wechat %s msg %s answered in %.1fs%s", openid, msg_id, time.monotonic() - started, note)
-        return self._shown(openid, completion.content), payer.charged
+        return Answer(written.text, payer.charged, written.cut_off, written.shown, written.pushes, written.withheld)
+
+    def _writer(self, openid: str, msg_id: str, writing: Writing) -> Writer:
+        """The answer's writer: banned words masked or blocked in the text as it arrives, before any
+        of it is checkpointed, shown, pushed or recorded."""
+        screen = self.guard.stream_screen("wechat", f"openid={openid}", "") if self.guard else None
+        return Writer(
+            self.drafts, openid, msg_id, writing, time.monotonic() + max(self.window, CHECKPOINT_SECONDS),
+            push=(lambda text: self.pusher.send(openid, text)) if self.push_mode and self.client else None,
+            pushes_allowed=MAX_PUSHES, screen=screen,
+        )  # fmt: skip
 
     def _moderation_refusal(self, openid: str, question: str) -> str | None:
         """The reply instead of an answer if moderation refuses the question (its time is the window's)."""
@@ -202,13 +285,6 @@ class Courier:
         if verdict is Verdict.FLAGGED:
             return texts.QUESTION_REFUSED
         return texts.MODERATION_UNAVAILABLE if verdict is Verdict.UNAVAILABLE else None
-
-    def _shown(self, openid: str, answer: str) -> str:
-        """The answer as the follower may see it, and as their history records it."""
-        if self.guard is None:
-            return answer
-        shown, blocked = self.guard.screen_answer(answer, "wechat", f"openid={openid}")
-        return texts.ANSWER_BLOCKED if blocked else shown
 
     def _wait_for_turn(self, openid: str, msg_id: str) -> Slot | None:
         """The follower's model slot once the messages before this one are through: woken, not polling."""
@@ -219,20 +295,3 @@ class Courier:
                 if slot is not None or time.monotonic() >= deadline:
                     return slot
                 waiter.sleep(min(deadline, time.monotonic() + hold_ms / 1000 + EXPIRY_MARGIN))
-
-    def push(self, openid: str, parts: list[str]) -> None:
-        """Send owed parts as customer-service messages; what cannot be pushed stays owed."""
-        client = self.client
-        if client is None:
-            return
-        for i, part in enumerate(parts[:MAX_PUSHES]):
-            last_allowed = i == MAX_PUSHES - 1 and len(parts) > MAX_PUSHES
-            text = part + texts.MORE if last_allowed else part
-            try:
-                client.call(lambda text=text: client.message.send_text(openid, text))
-            except (WeChatClientException, requests.RequestException) as error:
-                errcode = getattr(error, "errcode", None)
-                logger.warning("wechat push to %s failed (errcode=%s): kept for their next message", openid, errcode)
-                return
-            self.conv.remove_owed(openid, part)
-            metrics.count_delivery("pushed")

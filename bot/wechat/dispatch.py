@@ -47,6 +47,7 @@ class Dispatcher:
         self, conversation: Conversation, keys: KeyStore, courier: Courier, admin: AdminCommands, *,
         admins: Collection[str], key_keywords: Collection[str], public_url: str, base_url: Callable[[], str],
         guard: ContentGuard | None = None,
+        reset_words: Collection[str] = (),
     ):  # fmt: skip
         self.conversation = conversation
         self.keys = keys
@@ -57,11 +58,12 @@ class Dispatcher:
         self.public_url = public_url  # BOT_PUBLIC_URL, named in a key's reply; else the request's own
         self.base_url = base_url  # computed only when a reply shows it
         self.guard = guard  # banned words: a question holding one is refused before anything is stored
+        self.reset_words = reset_words  # BOT_RESET_KEYWORDS, lower case
 
     def reply(self, message: BaseMessage, arrived: float | None = None) -> str | None:
         """The reply to one delivery: text, NO_REPLY, or None to stay silent so WeChat tries again."""
         arrived = time.monotonic() if arrived is None else arrived
-        incoming = self.screened(classify(message, self.admins, self.key_keywords))
+        incoming = self.screened(classify(message, self.admins, self.key_keywords, self.reset_words))
         openid, msg_id = incoming.openid, incoming.msg_id
         claim = self.conversation.claim(openid, msg_id, incoming.question, ask=incoming.kind is Kind.QUESTION)
         if claim.reply:
@@ -70,13 +72,14 @@ class Dispatcher:
             logger.info("wechat %s refused: %s", openid, claim.refusal.name)
             return NO_REPLY if incoming.kind is Kind.EVENT else texts.RATE_LIMITED
         if claim.status == "new" or claim.recovered:
-            decided = self.first_reply(incoming, claim)
+            decided = self.first_reply(incoming, claim, arrived)
             if decided is not None:
                 return decided
-        reply = self.courier.await_reply(openid, msg_id, claim.deliveries, arrived, chat=incoming.kind.chat)
+        # Only a question's answer may be deferred: anything else is decided by its first delivery.
+        reply = self.courier.await_reply(openid, msg_id, claim.deliveries, arrived, chat=incoming.kind is Kind.QUESTION)
         return None if reply is None else self.shown(openid, reply)
 
-    def first_reply(self, incoming: Incoming, claim: Claim) -> str | None:
+    def first_reply(self, incoming: Incoming, claim: Claim, arrived: float | None = None) -> str | None:
         """The reply of the delivery that claimed the message (or claimed it again when the lease of the
         one before ran out); None once it started a model call, whose reply it then waits for."""
         openid, msg_id = incoming.openid, incoming.msg_id
@@ -84,7 +87,7 @@ class Dispatcher:
             case Kind.QUESTION:
                 return self.ask(incoming, claim)
             case Kind.CONTINUE:
-                return self.courier.collect(openid, msg_id, None)
+                return self.courier.collect(openid, msg_id, None, arrived=arrived)
             case Kind.REFUSED:  # not echoed, not asked, no turn, no cost
                 return self.decide(openid, msg_id, texts.QUESTION_REFUSED)
             case Kind.TOO_LONG:
@@ -121,6 +124,11 @@ class Dispatcher:
                 return Decided(self.admin.run(openid, incoming.text))
             case Kind.KEY_REQUEST:
                 return self.key_reply(openid)
+            case Kind.RESET:
+                self.conversation.clear_history(openid)
+                return Decided(texts.RESET_DONE)
+            case Kind.HELP:
+                return Decided(texts.HELP)
             case _:
                 return Decided(texts.UNSUPPORTED)
 

@@ -63,6 +63,29 @@ QUEUED_NOTE = "\n\n——\n你的新问题已收到，正在思考，稍后发�
 NOTHING_OWED = "没有待查看的回答啦，直接提问吧～"
 CONTINUE_WORDS = ("继续", "continue", "more")
 
+# Answers shown as the model writes them (bot/wechat/writer.py): each part's note says where it stands.
+THINKING_FOR = "【正在思考…】已思考 {seconds} 秒，这个问题需要多想一会儿，请稍后发送「继续」获取回答。"
+STILL_WRITING = "\n\n（回答还在生成中，回复「继续」查看后续）"
+COMPLETE = "\n\n（回答完毕）"
+CUT_OFF = "\n\n（回答中断：AI 没能写完，以上是已经写出的部分，可以稍后再问一次。）"
+NEXT_ANSWER = "\n\n（还有待查看的回答，回复「继续」查看）"
+_NOTES = {"part": "", "complete": COMPLETE, "cut_off": CUT_OFF, "still_writing": STILL_WRITING}
+
+# Follower text commands (bot/wechat/incoming.py): typed instead of the menu.
+HELP_WORDS = ("帮助", "help")
+HELP = (
+    "我是小一机器人，可以这样用：\n"
+    "· 直接发文字提问，我会记住最近的对话；\n"
+    "· 回答较长时会分段发送，回复「继续」查看后续；\n"
+    "· 发送「重置」「清空对话」或「新对话」开始新话题；\n"
+    "· 发送「key」获取你的专属 API 密钥。"
+)
+
+
+def thinking_for(seconds: float) -> str:
+    """The placeholder when the model has written nothing yet, with how long it has been thinking."""
+    return THINKING_FOR.format(seconds=max(1, round(seconds)))
+
 
 def owed_reply(owed: OwedReply) -> str:
     """How a reply made of what the follower is owed reads: the part handed out (and whether more
@@ -70,7 +93,9 @@ def owed_reply(owed: OwedReply) -> str:
     question was queued behind it, a note saying so. The store keeps the pieces and words them with
     this whenever the reply is read, so every delivery of a message reads the same."""
     if owed.part is not None:
-        text = owed.part + MORE if owed.more else owed.part
+        text = owed.part + _NOTES[owed.kind]
+        if owed.more and owed.kind != "still_writing":  # a part being written says 继续 already
+            text += MORE if owed.kind == "part" else NEXT_ANSWER
     else:
         text = WAITING if owed.writing else NOTHING_OWED
     return text + QUEUED_NOTE if owed.queued else text

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 POLL_SECONDS = 0.2  # how often a wait with nothing to wake it looks again (a reply in Redis, the calls running)
 
@@ -15,12 +16,13 @@ POLL_SECONDS = 0.2  # how often a wait with nothing to wake it looks again (a re
 class _Call:
     """A model call running here: the deliveries waiting on it, and the reply they get."""
 
-    __slots__ = ("done", "replies", "early")
+    __slots__ = ("done", "replies", "early", "writing")
 
-    def __init__(self, early: bool):
+    def __init__(self, early: bool, writing: Any = None):
         self.done = threading.Event()
         self.replies: list[str] = []
         self.early = early  # may hand its reply over before Redis has recorded it
+        self.writing = writing  # the answer as it arrives (bot/wechat/writer.py's Writing)
 
     def answer(self, reply: str | None) -> None:
         if not self.done.is_set():
@@ -38,10 +40,11 @@ class LocalWaits:
     def __init__(self) -> None:
         self._calls: dict[str, _Call] = {}
 
-    def start(self, key: str, early: bool = True) -> None:
+    def start(self, key: str, early: bool = True, writing: Any = None) -> None:
         """A call begins. `early`: its reply may be handed over as soon as the script recording it
-        is sent (offer); not for a call that redoes a message another run may have answered."""
-        self._calls[key] = _Call(early)
+        is sent (offer); not for a call that redoes a message another run may have answered.
+        `writing`: its answer as the model writes it, which deliveries here read without Redis."""
+        self._calls[key] = _Call(early, writing)
 
     def offer(self, key: str, reply: str) -> None:
         """Hand the reply to the deliveries waiting here while the call is still recording it.

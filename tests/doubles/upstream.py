@@ -49,6 +49,7 @@ class Behaviour:
     chunk_delay: float = 0.0
     stream_mode: str = "ok"  # ok | cut | error
     break_after: int = 0
+    ignore_stream: bool = False  # answer `stream: true` with one JSON completion, as some servers do
 
 
 @dataclass
@@ -158,7 +159,7 @@ class UpstreamDouble:
                 if behaviour.mode == "malformed":
                     return self.send_json(200, b'{"choices": [ this is not json')
                 content = "" if behaviour.mode == "empty" else behaviour.answer(body["messages"])
-                if body.get("stream"):
+                if body.get("stream") and not behaviour.ignore_stream:
                     return self._stream(body, content, behaviour)
                 answer = json.dumps(_completion(body, content, behaviour.finish_reason)).encode()
                 gzipped = "gzip" in self.headers.get("Accept-Encoding", "")

@@ -22,6 +22,7 @@ class Call:
     path: str
     query: dict[str, str]
     body: Any
+    at: float = field(default_factory=time.monotonic)  # when it came (a benchmark times pushes by it)
 
 
 @dataclass
