@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 from bot.store.owed import OWED_LUA
 from bot.store.scripts import Script
+from bot.store.usage_lua import RECENT_LUA
 
 # A follower's history is a Redis list of contents: even positions are theirs, odd ones the bot's.
 # A turn is added as a whole pair, and the oldest pairs beyond the spec's budget are forgotten in the
@@ -161,15 +162,16 @@ class FinishTurn(Script):
     Answers {reply as stored, newly owed}; reply '' if another run finished this message first (its
     claim may be gone by now: a run outlived by done_s records nothing either)."""
 
-    KEYS = ("msg", "history", "busy", "outbox", "day", "waiting")
+    KEYS = ("msg", "history", "busy", "outbox", "day", "waiting", "days")
     ARGV = ("msg_id", "ok", "question", "answer", "budget", "idle_s", "retention_s", "charge", "day_ttl")
-    ARGV += ("handoff_ms", "channel", "openid", "done_s", "keep_ms")
+    ARGV += ("handoff_ms", "channel", "openid", "done_s", "keep_ms", "today", "oldest_day", "history_ttl")
     TAIL = "parts"
     LUA = (
         APPEND_PAIR_LUA
         + HAND_OVER_LUA
         + RELEASE_LUA
         + OWED_LUA
+        + RECENT_LUA
         + """
 local msg = KEYS[1]
 local history = KEYS[2]
@@ -177,6 +179,7 @@ local busy = KEYS[3]
 local outbox = KEYS[4]
 local day = KEYS[5]
 local waiting = KEYS[6]
+local days = KEYS[7]
 local msg_id = ARGV[1]
 local ok = ARGV[2] == '1'
 local question = ARGV[3]
@@ -191,7 +194,10 @@ local channel = ARGV[11]
 local openid = ARGV[12]
 local done_s = ARGV[13]
 local keep_ms = tonumber(ARGV[14])
-local parts = {unpack(ARGV, 15)}
+local today = ARGV[15]
+local oldest_day = ARGV[16]
+local history_ttl = ARGV[17]
+local parts = {unpack(ARGV, 18)}
 -- No claim: it was answered (by a run that redid it) long enough ago to have expired.
 local status = redis.call('HGET', msg, 'status')
 if not status or status == 'done' then
@@ -203,6 +209,7 @@ if ok then
   redis.call('HINCRBY', day, 'used', charge)
   redis.call('HINCRBY', day, 'messages', 1)
   redis.call('EXPIRE', day, day_ttl)
+  tally_day(days, today, tonumber(charge), oldest_day, history_ttl)  -- the portal's 30-day chart
 end
 redis.call('HSET', msg, 'status', 'done')
 redis.call('HDEL', msg, 'question')
