@@ -10,7 +10,7 @@ import base64
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from config.reader import ConfigError, Reader
 
@@ -67,6 +67,8 @@ class Settings:
     # The HTTP edge (config/worker.py, bot/edge.py): slow bodies and connection hoarding
     body_timeout: float = 5.0
     connections_per_address: int = 200
+    # The web portal (bot/web/): sign-in by the official account
+    portal: Portal = field(default_factory=lambda: Portal())
 
     @property
     def dev(self) -> bool:
@@ -81,6 +83,34 @@ class Limits:
     key_rpm: int  # requests per minute per API key
     user_rpm: int  # requests per minute per `user` value of one API key
     openid_rpm: int  # WeChat chat messages per minute per follower
+
+
+@dataclass(frozen=True)
+class Portal:
+    """The web portal's sign-in (docs/portal.md)."""
+
+    login_keywords: tuple[str, ...] = ("登录", "login", "控制台")  # texts that ask for a sign-in link
+    oauth: bool = False  # WECHAT_OAUTH: silent sign-in inside WeChat (网页授权, snsapi_base)
+    oauth_base_url: str = "https://open.weixin.qq.com/connect/"
+    proxies: tuple[str, ...] = ("127.0.0.1",)  # FORWARDED_ALLOW_IPS: whose X-Forwarded-For names the client
+
+
+DEFAULT_LOGIN_KEYWORDS = "登录,login,控制台"
+
+
+def _portal(read: Reader) -> Portal:
+    keywords = read.str("BOT_LOGIN_KEYWORDS", DEFAULT_LOGIN_KEYWORDS) or DEFAULT_LOGIN_KEYWORDS
+    oauth = read.choice("WECHAT_OAUTH", "0", ("0", "1")) == "1"
+    if oauth and not (read.str("WECHAT_APPID") and read.str("WECHAT_SECRET")):
+        raise ConfigError("WECHAT_OAUTH", "needs WECHAT_APPID and WECHAT_SECRET (网页授权 uses the AppSecret)")
+    base = read.url("WECHAT_OAUTH_BASE_URL", "https://open.weixin.qq.com/connect/", ("http", "https"))
+    proxies = read.str("FORWARDED_ALLOW_IPS", "127.0.0.1")
+    return Portal(
+        login_keywords=tuple(k.strip().lower() for k in keywords.split(",") if k.strip()),
+        oauth=oauth,
+        oauth_base_url=base.rstrip("/") + "/",
+        proxies=tuple(p.strip() for p in proxies.split(",") if p.strip()),
+    )
 
 
 def _limits(read: Reader) -> Limits:
@@ -141,6 +171,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         **_wechat(read),
         limits=_limits(read),
         **_operations(read, env),
+        portal=_portal(read),
     )
 
 

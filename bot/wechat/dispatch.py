@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 # Stored as a message's reply in place of the text with the follower's key. No other stored reply
 # starts with NUL: XML cannot carry it, so it never comes from WeChat, and the courier strips it from answers.
 KEY_MARKER = "\x00key:"
+# Stored in place of a sign-in link's reply: a link is shown once and never kept (a retry draws a new one).
+LOGIN_MARKER = "\x00login"
 
 
 class Decided(NamedTuple):
@@ -44,6 +46,7 @@ class Dispatcher:
     def __init__(
         self, conversation: Conversation, keys: KeyStore, courier: Courier, admin: AdminCommands, *,
         admins: Collection[str], key_keywords: Collection[str], public_url: str, base_url: Callable[[], str],
+        login_keywords: Collection[str] = (), login_link: Callable[[str], str] | None = None,
     ):  # fmt: skip
         self.conversation = conversation
         self.keys = keys
@@ -53,11 +56,13 @@ class Dispatcher:
         self.key_keywords = key_keywords  # BOT_KEY_KEYWORDS, lower case
         self.public_url = public_url  # BOT_PUBLIC_URL, named in a key's reply; else the request's own
         self.base_url = base_url  # computed only when a reply shows it
+        self.login_keywords = login_keywords  # BOT_LOGIN_KEYWORDS, lower case
+        self.login_link = login_link  # openid → a new one-time sign-in token (bot/web/signins.py)
 
     def reply(self, message: BaseMessage, arrived: float | None = None) -> str | None:
         """The reply to one delivery: text, NO_REPLY, or None to stay silent so WeChat tries again."""
         arrived = time.monotonic() if arrived is None else arrived
-        incoming = classify(message, self.admins, self.key_keywords)
+        incoming = classify(message, self.admins, self.key_keywords, self.login_keywords)
         openid, msg_id = incoming.openid, incoming.msg_id
         claim = self.conversation.claim(openid, msg_id, incoming.question, ask=incoming.kind is Kind.QUESTION)
         if claim.reply:
@@ -108,6 +113,8 @@ class Dispatcher:
                 return Decided(self.admin.run(openid, incoming.text))
             case Kind.KEY_REQUEST:
                 return self.key_reply(openid)
+            case Kind.LOGIN_REQUEST:
+                return self.login_reply(openid)
             case _:
                 return Decided(texts.UNSUPPORTED)
 
@@ -120,6 +127,8 @@ class Dispatcher:
         full key ever sits in Redis (nor in its AOF and backups)."""
         if reply.startswith(KEY_MARKER):
             return drawn or self.key_text(openid, created=reply == KEY_MARKER + "new")
+        if reply == LOGIN_MARKER:
+            return drawn or self.login_reply(openid).drawn
         return reply
 
     def on_event(self, openid: str, message: BaseMessage) -> Decided:
@@ -134,6 +143,8 @@ class Dispatcher:
         if key == "RESET_CHAT":
             self.conversation.clear_history(openid)
             return Decided(texts.RESET_DONE)
+        if key == "CONSOLE":
+            return self.login_reply(openid)
         if key == "MY_USAGE":
             return Decided(self.usage_reply(openid))
         if key.startswith("ADMIN_") and openid in self.admins:
@@ -157,6 +168,13 @@ class Dispatcher:
             balance=info.balance if info else 0,
             base=(self.public_url or self.base_url()).rstrip("/"),
         )
+
+    def login_reply(self, openid: str) -> Decided:
+        """A one-time link to the web portal; what is stored is a marker, never the link."""
+        if self.login_link is None:
+            return Decided(texts.UNSUPPORTED)
+        base = (self.public_url or self.base_url()).rstrip("/")
+        return Decided(LOGIN_MARKER, texts.LOGIN_LINK.format(link=f"{base}/login/{self.login_link(openid)}"))
 
     def usage_reply(self, openid: str) -> str:
         fingerprint = self.keys.fingerprint_of(openid)

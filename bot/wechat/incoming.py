@@ -16,6 +16,7 @@ from bot.wechat import texts
 class Kind(Enum):
     ADMIN_COMMAND = "admin command"  # "/…" from an openid in BOT_ADMIN_OPENIDS
     KEY_REQUEST = "key request"  # one of BOT_KEY_KEYWORDS, in any case
+    LOGIN_REQUEST = "login request"  # one of BOT_LOGIN_KEYWORDS: a one-time link to the web portal
     CONTINUE = "continue"  # 继续 / continue / more: the next part owed
     QUESTION = "question"  # text for the model
     TOO_LONG = "too long"  # a question over the dialogue's MAX_CHARS: answered with a note, never asked
@@ -45,7 +46,9 @@ class Incoming:
         return self.text if self.kind is Kind.QUESTION else ""
 
 
-def classify(message: BaseMessage, admins: Collection[str], key_keywords: Collection[str]) -> Incoming:
+def classify(
+    message: BaseMessage, admins: Collection[str], key_keywords: Collection[str], login_keywords: Collection[str] = ()
+) -> Incoming:
     """The message's kind, in the order that decides overlaps: an admin's "/key" is a command."""
     msg_id = message_id(message)
     if message.type == "event":
@@ -56,6 +59,8 @@ def classify(message: BaseMessage, admins: Collection[str], key_keywords: Collec
         return Incoming(message, Kind.ADMIN_COMMAND, command, msg_id)
     if command.lower() in key_keywords:
         return Incoming(message, Kind.KEY_REQUEST, command, msg_id)
+    if command.lower() in login_keywords:
+        return Incoming(message, Kind.LOGIN_REQUEST, command, msg_id)
     if not command:
         return Incoming(message, Kind.UNSUPPORTED, "", msg_id)
     if command.lower() in texts.CONTINUE_WORDS:
