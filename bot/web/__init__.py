@@ -22,7 +22,6 @@ def register(app: Flask, svc: Services, exempt: list) -> None:
     settings = svc.settings
     session.configure(app, settings.bot_secret, settings.bot_secret_previous)
     app.extensions["signins"] = SignIns(svc.redis)
-    app.url_map.converters["link"] = signin_views.LinkConverter
     app.register_blueprint(signin_views.bp)
     app.register_blueprint(pages.bp)
     guard.register(app, exempt, web=(signin_views.bp.name, pages.bp.name))

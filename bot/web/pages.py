@@ -7,6 +7,7 @@ id in the URL or the form. The key is shown only in answer to a POST with a CSRF
 from __future__ import annotations
 
 import logging
+from urllib.parse import quote
 
 from flask import Blueprint, Response, abort, g, jsonify, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
@@ -19,6 +20,11 @@ from bot.web.chart import draw
 from bot.web.session import follower_required, signed_in, standing
 
 logger = logging.getLogger(__name__)
+ICON = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" fill="#0b5cad"/>'
+    '<text x="16" y="23" font-size="18" text-anchor="middle" fill="#fff" font-family="sans-serif">一</text></svg>'
+)
+FAVICON = "data:image/svg+xml," + quote(ICON)
 bp = Blueprint("portal", __name__, template_folder="templates", static_folder="static", static_url_path="/assets")
 bp.register_error_handler(HTTPException, guard.problem_page)
 
@@ -48,6 +54,12 @@ def base_url() -> str:
 @bp.get("/")
 def home() -> str:
     return render_template("home.html", base=base_url())
+
+
+@bp.get("/favicon.ico")
+def favicon() -> Response:
+    """What browsers ask for whatever the page says (the pages carry the same icon inline)."""
+    return Response(ICON, mimetype="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"})
 
 
 @bp.get("/docs")

@@ -47,9 +47,11 @@ class PortalSessionInterface(SecureCookieSessionInterface):
     salt = "bot-portal-session"
 
     def open_session(self, app: Flask, request: Any) -> PortalSession | None:
-        serializer = self.get_signing_serializer(app)
         value = request.cookies.get(self.get_cookie_name(app))
-        if serializer is None or not value:
+        if not value:  # WeChat's deliveries and API calls carry no cookie: nothing to build or check
+            return self.session_class()
+        serializer = self.get_signing_serializer(app)
+        if serializer is None:
             return self.session_class()
         try:
             max_age = int(app.permanent_session_lifetime.total_seconds())
@@ -58,6 +60,11 @@ class PortalSessionInterface(SecureCookieSessionInterface):
             return _broken("expired")
         except BadSignature:
             return _broken("tampered")
+
+    def save_session(self, app: Flask, session: Any, response: Any) -> None:
+        if not session.modified and not session.accessed:
+            return  # a request that never looked at the session (WeChat, the API): nothing to write
+        super().save_session(app, session, response)
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return request.is_secure

@@ -11,7 +11,6 @@ import secrets
 
 from flask import Blueprint, Response, abort, g, redirect, render_template, request, session, url_for
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import BaseConverter
 
 from bot.services import services
 from bot.web import guard, oauth, redact
@@ -42,7 +41,7 @@ def how_to() -> str:
     return render_template("login.html", oauth=services().settings.portal.oauth, problem=standing().problem)
 
 
-@bp.get("/login/<link:token>")
+@bp.get("/login/<token>")
 def redeem(token: str) -> Response:
     """Use a one-time link: sign in and go to /me, or a 4xx page that says to send 登录 again."""
     redeemed = signins().redeem(token, client_address())
@@ -98,13 +97,6 @@ def logout_everywhere() -> Response:
     sign_out_everywhere(openid)
     logger.info("%s signed out everywhere", openid)
     return redirect(url_for("portal.home"), 303)
-
-
-class LinkConverter(BaseConverter):
-    """Anything after /login/, slashes and control characters included: a mangled link gets the page too."""
-
-    regex = r"[\s\S]+"
-    part_isolating = False
 
 
 def client_address() -> str:
