@@ -207,3 +207,22 @@ def test_wechat_oauth_refuses_a_wrong_state_a_reused_code_and_is_off_by_default(
     assert retry.get(again).status_code == 400  # a code is good once (the state is this browser's)
     assert retry.get("/me").status_code == 401
     assert client.get("/login/wechat").status_code == 404  # WECHAT_OAUTH unset
+
+
+@pytest.mark.slow
+def test_gunicorns_access_log_shows_no_token(redis_server, upstream_server, tmp_path, redis):
+    import redis as redis_py
+    import requests
+
+    from bot.web.signins import SignIns
+    from tests.servers import Gunicorn
+
+    server = Gunicorn(tmp_path, redis_server.url, upstream_server.url, WEB_CONCURRENCY="1").start()
+    try:
+        with redis_py.Redis.from_url(redis_server.url, decode_responses=True) as client:
+            token = SignIns(client).issue_link(OPENID)
+        assert requests.get(f"{server.url}/login/{token}", allow_redirects=False, timeout=5).status_code == 303
+        assert wait_for(lambda: any(path == "/login/…" for _, _, path in server.served()), 5)
+        assert token not in server.logs()
+    finally:
+        server.stop()
