@@ -30,7 +30,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     app.extensions["bot"] = svc = build_services(settings)
     app.extensions["courier"], app.extensions["dispatcher"] = _wechat_door(svc)
 
-    from bot import cli, edge, errors_http, metrics, observe, ops
+    from bot import cli, edge, errors_http, metrics, observe, ops, web
     from bot.api import openai_door, spec_door
     from bot.wechat.views import bp as wechat_bp
 
@@ -44,6 +44,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     observe.register(app, settings.log_content)
     errors_http.register(app)
     cli.register(app)
+    web.register(app, svc, exempt=[spec_door.bp, openai_door.bp, wechat_bp, ops.bp])
     app.wsgi_app = edge.BodyDeadline(app.wsgi_app, settings.body_timeout)  # type: ignore[method-assign]
     return app
 
@@ -55,6 +56,7 @@ def _wechat_door(svc: Services) -> tuple[Courier, Dispatcher]:
 
     from bot.chat.routing import upstream_states
     from bot.store.drafts import Drafts
+    from bot.web.signins import SignIns
     from bot.wechat.admin import AdminCommands
     from bot.wechat.courier import Courier
     from bot.wechat.deadline import ReplyClock
@@ -87,6 +89,8 @@ def _wechat_door(svc: Services) -> tuple[Courier, Dispatcher]:
         reset_words=settings.reset_keywords,
         base_url=lambda: request.url_root,  # the request's own, when BOT_PUBLIC_URL is not set
         guard=svc.guard,
+        login_keywords=settings.portal.login_keywords,
+        login_link=SignIns(svc.redis).issue_link,
     )  # fmt: skip
     return courier, dispatcher
 

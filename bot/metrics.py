@@ -97,6 +97,11 @@ def enter_door(door: str) -> None:
     _door.set(door)
 
 
+def current_door() -> str:
+    """The door of the request in whose context this runs ("" outside one)."""
+    return _door.get()
+
+
 def count_request(door: str, status: int, outcome: str) -> None:
     """One answered request; `outcome` is "ok" or the failure's name (invalid_key, upstream_timeout…)."""
     REQUESTS.labels(door, f"{status // 100}xx", outcome).inc()

@@ -122,7 +122,8 @@ def _finish(response: Response, log_content: bool) -> Response:
         extra = f" content={g.log_content[:CONTENT_LOG_CHARS]!r}"  # repr: quoted, every control escaped
     extra += route_note()  # which upstream answered and which failed (with several configured)
     ms = (time.monotonic() - g.get("started", time.monotonic())) * 1000
-    log_request(door, request.method, request.path, status, ms, who, outcome, extra)
+    path = g.get("log_path") or request.path  # a sign-in link's token is never logged (bot/web/redact.py)
+    log_request(door, request.method, path, status, ms, who, outcome, extra)
     return response
 
 

@@ -10,7 +10,7 @@ import base64
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from config.reader import ConfigError, Reader
 from config.upstreams import Defaults, UpstreamSpec, read_upstreams
@@ -82,6 +82,8 @@ class Settings:
     # Answers shown as they are written (docs/wechat.md), and the texts that clear a follower's history
     wechat_partial: str = "last"
     reset_keywords: tuple[str, ...] = ()
+    # The web portal (bot/web/): sign-in by the official account
+    portal: Portal = field(default_factory=lambda: Portal())
 
     @property
     def dev(self) -> bool:
@@ -96,6 +98,34 @@ class Limits:
     key_rpm: int  # requests per minute per API key
     user_rpm: int  # requests per minute per `user` value of one API key
     openid_rpm: int  # WeChat chat messages per minute per follower
+
+
+@dataclass(frozen=True)
+class Portal:
+    """The web portal's sign-in (docs/portal.md)."""
+
+    login_keywords: tuple[str, ...] = ("登录", "login", "控制台")  # texts that ask for a sign-in link
+    oauth: bool = False  # WECHAT_OAUTH: silent sign-in inside WeChat (网页授权, snsapi_base)
+    oauth_base_url: str = "https://open.weixin.qq.com/connect/"
+    proxies: tuple[str, ...] = ("127.0.0.1",)  # FORWARDED_ALLOW_IPS: whose X-Forwarded-For names the client
+
+
+DEFAULT_LOGIN_KEYWORDS = "登录,login,控制台"
+
+
+def _portal(read: Reader) -> Portal:
+    keywords = read.str("BOT_LOGIN_KEYWORDS", DEFAULT_LOGIN_KEYWORDS) or DEFAULT_LOGIN_KEYWORDS
+    oauth = read.choice("WECHAT_OAUTH", "0", ("0", "1")) == "1"
+    if oauth and not (read.str("WECHAT_APPID") and read.str("WECHAT_SECRET")):
+        raise ConfigError("WECHAT_OAUTH", "needs WECHAT_APPID and WECHAT_SECRET (网页授权 uses the AppSecret)")
+    base = read.url("WECHAT_OAUTH_BASE_URL", "https://open.weixin.qq.com/connect/", ("http", "https"))
+    proxies = read.str("FORWARDED_ALLOW_IPS", "127.0.0.1")
+    return Portal(
+        login_keywords=tuple(k.strip().lower() for k in keywords.split(",") if k.strip()),
+        oauth=oauth,
+        oauth_base_url=base.rstrip("/") + "/",
+        proxies=tuple(p.strip() for p in proxies.split(",") if p.strip()),
+    )
 
 
 def _limits(read: Reader) -> Limits:
@@ -161,6 +191,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         upstreams=upstreams,
         upstream_failures=read.int("BOT_UPSTREAM_FAILURES", 3, 1, 1000),
         upstream_cooldown=read.float("BOT_UPSTREAM_COOLDOWN", 30.0, 0.1, 3600.0),
+        portal=_portal(read),
     )
 
 
@@ -237,7 +268,14 @@ def _wechat(read: Reader) -> dict:
     keywords = read.str("BOT_KEY_KEYWORDS", DEFAULT_KEY_KEYWORDS) or DEFAULT_KEY_KEYWORDS
     resets = _keywords(read, "BOT_RESET_KEYWORDS", DEFAULT_RESET_KEYWORDS)
     # A reset word that is also another command would make that command clear the history.
-    taken = {k.strip().lower() for k in keywords.split(",")} | {"继续", "continue", "more", "帮助", "help"}
+    logins = read.str("BOT_LOGIN_KEYWORDS", DEFAULT_LOGIN_KEYWORDS) or DEFAULT_LOGIN_KEYWORDS
+    taken = {k.strip().lower() for k in f"{keywords},{logins}".split(",")} | {
+        "继续",
+        "continue",
+        "more",
+        "帮助",
+        "help",
+    }
     if clash := sorted(taken.intersection(resets)):
         raise ConfigError("BOT_RESET_KEYWORDS", f"must not name another command's text, got {', '.join(clash)}")
     return {

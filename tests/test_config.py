@@ -26,6 +26,7 @@ GOOD = {"REDIS_URL": "redis://127.0.0.1:6379/0", "BOT_SECRET": "s" * 32}
         ({"BOT_WECHAT_PARTIAL": "sometimes"}, "BOT_WECHAT_PARTIAL", "one of last, first, off, got 'sometimes'"),
         ({"BOT_RESET_KEYWORDS": "重置,继续"}, "BOT_RESET_KEYWORDS", "another command's text, got 继续"),
         ({"BOT_RESET_KEYWORDS": "KEY"}, "BOT_RESET_KEYWORDS", "another command's text, got key"),
+        ({"BOT_RESET_KEYWORDS": "重置,登录"}, "BOT_RESET_KEYWORDS", "another command's text, got 登录"),
     ],
 )
 def test_each_bad_value_names_its_variable(change, name, words):

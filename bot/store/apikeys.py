@@ -28,6 +28,7 @@ from bot.store.funds import Funds
 from bot.store.keyspace import DAY_TTL
 from bot.store.limits import now_ms
 from bot.store.rekey import KeyMigration, ResealReport
+from bot.store.usage import HISTORY_TTL
 from bot.store.vault import Vault
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ logger = logging.getLogger(__name__)
 KEY_ALPHABET = string.ascii_letters + string.digits
 KEY_RE = re.compile(r"^sk-[A-Za-z0-9]{48}$")
 _ISSUE_ATTEMPTS = 5
+RETIRED_KEPT = 10  # revoked keys whose history the portal still shows (each kept 90 days at most)
 
 
 def new_key() -> str:
@@ -124,6 +126,11 @@ class KeyStore:
             raise RuntimeError(f"the key of {openid} was sealed under another BOT_SECRET")
         return key
 
+    def current_key(self, openid: str) -> tuple[str | None, bool]:
+        """(the follower's key or None, whether they ever had one): read only, never issues."""
+        sealed, granted = self.redis.hmget(keyspace.account(openid), "key_sealed", "granted")
+        return (self._open(sealed, openid) if sealed else None), bool(granted)
+
     def fingerprint_of(self, openid: str) -> str | None:
         return self.redis.hget(keyspace.account(openid), "key_fp")
 
@@ -161,8 +168,26 @@ class KeyStore:
             revoked_holds=keyspace.api_key_revoked_holds(fp), now_ms=now_ms(), revoked_ttl=DAY_TTL,
         )  # fmt: skip
         self.funds.deposit(openid, left.balance, left.used, retired=fp)
+        self._remember_retired(openid, fp)
         logger.info("revoked %s of %s", log_id(fp), openid)
         return True
+
+    def _remember_retired(self, openid: str, fp: str) -> None:
+        """Keep the last revoked keys' fingerprints, so the follower's usage history outlives a rotation."""
+        retired = keyspace.follower_retired_keys(openid)
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.lpush(retired, fp)
+            pipe.ltrim(retired, 0, RETIRED_KEPT - 1)
+            pipe.expire(retired, HISTORY_TTL)
+            pipe.execute()
+
+    def history_keys(self, openid: str) -> list[str]:
+        """The fingerprints whose history is the follower's: their current key's, then the retired ones'."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(keyspace.account(openid), "key_fp")
+            pipe.lrange(keyspace.follower_retired_keys(openid), 0, RETIRED_KEPT - 1)
+            current, retired = pipe.execute()
+        return ([current] if current else []) + retired
 
     def rotate(self, openid: str) -> str:
         """Revoke the follower's key and issue a new one, which continues the balance and use."""

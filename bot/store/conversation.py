@@ -39,6 +39,7 @@ from bot.store.keyspace import DAY_TTL
 from bot.store.limits import WINDOW_MS, now_ms, request_member
 from bot.store.owed import OWED, OwedReply
 from bot.store.slot_lua import BeginTurn, Begun, Finished, FinishTurn, ReleaseSlot, Slot
+from bot.store.usage import follower_history
 from bot.store.wakeups import CHANNEL, waiting
 
 __all__ = ["Claim", "Collected", "Conversation", "Deferred", "Finished", "OwedReply", "Slot"]
@@ -141,7 +142,7 @@ class Conversation:
             budget=self.history_chars, idle_s=self.idle, retention_s=self.retention, charge=charge or 0,
             day_ttl=DAY_TTL, handoff_ms=self.handoff_ms, channel=CHANNEL, openid=openid, done_s=self.done,
             keep_ms=self.lease_ms if keep_slot else 0, shown=shown, run=run, last=last,
-            sent=lambda: sent(reply) if not shown else None,
+            sent=lambda: sent(reply) if not shown else None, **follower_history(openid, today(self.clock())),
         )  # fmt: skip
         if finished.reply.startswith(OWED):
             return replace(finished, reply=self.shown(finished.reply))

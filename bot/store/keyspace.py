@@ -133,3 +133,38 @@ def banned_words_version() -> str:
 def refusals_day(day: str) -> str:
     """Hash of one day's content-safety hits (questions refused, answers masked or blocked), for /stats."""
     return f"{PREFIX}:{{stats}}:refusals:{day}"
+
+
+def login_link(digest: str) -> str:
+    """A one-time sign-in link, by the SHA-256 of its token (the token itself is never stored): its openid."""
+    return f"{PREFIX}:{{login:{digest}}}"
+
+
+def login_misses(address: str) -> str:
+    """Sign-in links from one client address that were not valid in the last window (guessing)."""
+    return f"{PREFIX}:{{ip:{_digest(address)}}}:login-misses"
+
+
+def follower_sessions(openid: str) -> str:
+    """The follower's session generation: "sign out everywhere" moves it on, so older cookies stop."""
+    return f"{_follower(openid)}:sessions"
+
+
+def api_key_days(fingerprint: str) -> str:
+    """Hash of the key's tokens per day (YYYYMMDD, China time), kept for the last 90 days."""
+    return f"{PREFIX}:{{k:{fingerprint}}}:days"
+
+
+def api_key_recent(fingerprint: str) -> str:
+    """The key's last requests (a capped list, newest first): time, door, status, tokens, latency."""
+    return f"{PREFIX}:{{k:{fingerprint}}}:recent"
+
+
+def follower_days(openid: str) -> str:
+    """Hash of the follower's WeChat chat tokens per day (YYYYMMDD, China time), the last 90 days."""
+    return f"{_follower(openid)}:days"
+
+
+def follower_retired_keys(openid: str) -> str:
+    """Fingerprints of the follower's last revoked keys, newest first: their history stays on the portal."""
+    return f"{_follower(openid)}:retired-keys"

@@ -29,6 +29,7 @@ from bot.store.holds import Hold, HoldKeeper
 from bot.store.keyspace import DAY_TTL
 from bot.store.limits import WINDOW_MS, now_ms, rate_limited, request_member
 from bot.store.quota_lua import Reservation, Reserve, Reserved, Settle
+from bot.store.usage import KeyHistory
 
 Clock = Callable[[], float]
 
@@ -79,6 +80,7 @@ class KeyPayer:
         self.user_blocked = user_blocked
         self.owner = ""
         self.hold = secrets.token_hex(8)  # names this request's reservation in the key's holds
+        self.history = KeyHistory(fingerprint)  # the key's days and recent requests, written by both scripts
         self.held: Hold | None = None  # the reservation, renewed while this request lives
 
     def reserve(self, wanted: int, minimum: int) -> int:
@@ -87,10 +89,11 @@ class KeyPayer:
         holds = keyspace.api_key_holds(fp)
         got = ledger._reserve(
             record=keyspace.api_key(fp), holds=holds, key_window=keyspace.api_key_rate(fp),
+            recent=keyspace.api_key_recent(fp),
             user_window=keyspace.api_key_user_rate(fp, self.user) if self.user else None,
             wanted=wanted, minimum=minimum, now_ms=now, window_ms=WINDOW_MS, key_rpm=ledger.key_rpm,
             user_rpm=ledger.user_rpm, member=request_member(now), user_blocked=int(self.user_blocked),
-            hold=self.hold, lease_ms=ledger.lease_ms,
+            hold=self.hold, lease_ms=ledger.lease_ms, **self.history.reserve_inputs(now),
         )  # fmt: skip
         if got.status is Reserved.UNKNOWN_KEY:
             adopt, self.adopt = self.adopt, None
@@ -121,7 +124,7 @@ class KeyPayer:
         settled = self.ledger._settle(
             record=keyspace.api_key(fp), day=keyspace.api_key_day(fp, today()), holds=keyspace.api_key_holds(fp),
             revoked_holds=keyspace.api_key_revoked_holds(fp), reserved=reserved, actual=actual, day_ttl=DAY_TTL,
-            hold=f"{self.hold}:{reserved}",
+            hold=f"{self.hold}:{reserved}", **self.history.settle_inputs(now_ms(self.ledger.clock)),
         )  # fmt: skip
         if settled.returned is not None and valid_openid(self.owner):  # its key was revoked meanwhile
             self.ledger.funds.deposit(self.owner, settled.returned, settled.charged)

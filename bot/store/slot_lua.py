@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 from bot.store.owed import OWED_LUA
 from bot.store.scripts import Script
+from bot.store.usage_lua import RECENT_LUA
 
 # A follower's history is a Redis list of contents: even positions are theirs, odd ones the bot's.
 # A turn is added as a whole pair, and the oldest pairs beyond the spec's budget are forgotten in the
@@ -165,15 +166,17 @@ class FinishTurn(Script):
     answer from there on; the last one's entry is `last`: t, or e/x for an answer shown as it was
     written / cut off)."""
 
-    KEYS = ("msg", "history", "busy", "outbox", "day", "waiting")
+    KEYS = ("msg", "history", "busy", "outbox", "day", "waiting", "days")
     ARGV = ("msg_id", "ok", "question", "answer", "budget", "idle_s", "retention_s", "charge", "day_ttl")
-    ARGV += ("handoff_ms", "channel", "openid", "done_s", "keep_ms", "shown", "run", "last")
+    ARGV += ("handoff_ms", "channel", "openid", "done_s", "keep_ms", "shown", "run", "last", "today", "oldest_day")
+    ARGV += ("history_ttl",)
     TAIL = "parts"
     LUA = (
         APPEND_PAIR_LUA
         + HAND_OVER_LUA
         + RELEASE_LUA
         + OWED_LUA
+        + RECENT_LUA
         + """
 local msg = KEYS[1]
 local history = KEYS[2]
@@ -181,6 +184,7 @@ local busy = KEYS[3]
 local outbox = KEYS[4]
 local day = KEYS[5]
 local waiting = KEYS[6]
+local days = KEYS[7]
 local msg_id = ARGV[1]
 local ok = ARGV[2] == '1'
 local question = ARGV[3]
@@ -198,7 +202,10 @@ local keep_ms = tonumber(ARGV[14])
 local shown = tonumber(ARGV[15])
 local run = ARGV[16]
 local last = ARGV[17]
-local parts = {unpack(ARGV, 18)}
+local today = ARGV[18]
+local oldest_day = ARGV[19]
+local history_ttl = ARGV[20]
+local parts = {unpack(ARGV, 21)}
 -- No claim: it was answered (by a run that redid it) long enough ago to have expired.
 local f = redis.call('HMGET', msg, 'status', 'run', 'shown')
 if not f[1] or f[1] == 'done' then
@@ -214,6 +221,7 @@ if ok then
   redis.call('HINCRBY', day, 'used', charge)
   redis.call('HINCRBY', day, 'messages', 1)
   redis.call('EXPIRE', day, day_ttl)
+  tally_day(days, today, tonumber(charge), oldest_day, history_ttl)  -- the portal's 30-day chart
 end
 redis.call('HSET', msg, 'status', 'done')
 redis.call('HDEL', msg, 'question', 'text')

@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 # Stored as a message's reply in place of the text with the follower's key. No other stored reply
 # starts with NUL: XML cannot carry it, so it never comes from WeChat, and the courier strips it from answers.
 KEY_MARKER = "\x00key:"
+# Stored in place of a sign-in link's reply: a link is shown once and never kept (a retry draws a new one).
+LOGIN_MARKER = "\x00login"
 
 
 class Decided(NamedTuple):
@@ -48,6 +50,7 @@ class Dispatcher:
         admins: Collection[str], key_keywords: Collection[str], public_url: str, base_url: Callable[[], str],
         guard: ContentGuard | None = None,
         reset_words: Collection[str] = (),
+        login_keywords: Collection[str] = (), login_link: Callable[[str], str] | None = None,
     ):  # fmt: skip
         self.conversation = conversation
         self.keys = keys
@@ -59,11 +62,15 @@ class Dispatcher:
         self.base_url = base_url  # computed only when a reply shows it
         self.guard = guard  # banned words: a question holding one is refused before anything is stored
         self.reset_words = reset_words  # BOT_RESET_KEYWORDS, lower case
+        self.login_keywords = login_keywords  # BOT_LOGIN_KEYWORDS, lower case
+        self.login_link = login_link  # openid → a new one-time sign-in token (bot/web/signins.py)
 
     def reply(self, message: BaseMessage, arrived: float | None = None) -> str | None:
         """The reply to one delivery: text, NO_REPLY, or None to stay silent so WeChat tries again."""
         arrived = time.monotonic() if arrived is None else arrived
-        incoming = self.screened(classify(message, self.admins, self.key_keywords, self.reset_words))
+        incoming = self.screened(
+            classify(message, self.admins, self.key_keywords, self.reset_words, self.login_keywords)
+        )
         openid, msg_id = incoming.openid, incoming.msg_id
         claim = self.conversation.claim(openid, msg_id, incoming.question, ask=incoming.kind is Kind.QUESTION)
         if claim.reply:
@@ -129,6 +136,8 @@ class Dispatcher:
                 return Decided(texts.RESET_DONE)
             case Kind.HELP:
                 return Decided(texts.HELP)
+            case Kind.LOGIN_REQUEST:
+                return self.login_reply(openid)
             case _:
                 return Decided(texts.UNSUPPORTED)
 
@@ -141,6 +150,8 @@ class Dispatcher:
         full key ever sits in Redis (nor in its AOF and backups)."""
         if reply.startswith(KEY_MARKER):
             return drawn or self.key_text(openid, created=reply == KEY_MARKER + "new")
+        if reply == LOGIN_MARKER:
+            return drawn or self.login_reply(openid).drawn
         return reply
 
     def on_event(self, openid: str, message: BaseMessage) -> Decided:
@@ -155,6 +166,8 @@ class Dispatcher:
         if key == "RESET_CHAT":
             self.conversation.clear_history(openid)
             return Decided(texts.RESET_DONE)
+        if key == "CONSOLE":
+            return self.login_reply(openid)
         if key == "MY_USAGE":
             return Decided(self.usage_reply(openid))
         if key.startswith("ADMIN_") and openid in self.admins:
@@ -178,6 +191,13 @@ class Dispatcher:
             balance=info.balance if info else 0,
             base=(self.public_url or self.base_url()).rstrip("/"),
         )
+
+    def login_reply(self, openid: str) -> Decided:
+        """A one-time link to the web portal; what is stored is a marker, never the link."""
+        if self.login_link is None:
+            return Decided(texts.UNSUPPORTED)
+        base = (self.public_url or self.base_url()).rstrip("/")
+        return Decided(LOGIN_MARKER, texts.LOGIN_LINK.format(link=f"{base}/login/{self.login_link(openid)}"))
 
     def usage_reply(self, openid: str) -> str:
         fingerprint = self.keys.fingerprint_of(openid)

@@ -18,6 +18,7 @@ class Kind(Enum):
     KEY_REQUEST = "key request"  # one of BOT_KEY_KEYWORDS, in any case
     RESET = "reset"  # one of BOT_RESET_KEYWORDS: clear the follower's history, as the menu's RESET_CHAT
     HELP = "help"  # 帮助 / help: what the bot can do
+    LOGIN_REQUEST = "login request"  # one of BOT_LOGIN_KEYWORDS: a one-time link to the web portal
     CONTINUE = "continue"  # 继续 / continue / more: the next part owed
     QUESTION = "question"  # text for the model
     TOO_LONG = "too long"  # a question over the dialogue's MAX_CHARS: answered with a note, never asked
@@ -49,7 +50,11 @@ class Incoming:
 
 
 def classify(
-    message: BaseMessage, admins: Collection[str], key_keywords: Collection[str], reset_words: Collection[str] = ()
+    message: BaseMessage,
+    admins: Collection[str],
+    key_keywords: Collection[str],
+    reset_words: Collection[str] = (),
+    login_keywords: Collection[str] = (),
 ) -> Incoming:
     """The message's kind, in the order that decides overlaps: an admin's "/key" is a command."""
     msg_id = message_id(message)
@@ -65,6 +70,8 @@ def classify(
         return Incoming(message, Kind.RESET, command, msg_id)
     if command.lower() in texts.HELP_WORDS:
         return Incoming(message, Kind.HELP, command, msg_id)
+    if command.lower() in login_keywords:
+        return Incoming(message, Kind.LOGIN_REQUEST, command, msg_id)
     if not command:
         return Incoming(message, Kind.UNSUPPORTED, "", msg_id)
     if command.lower() in texts.CONTINUE_WORDS:

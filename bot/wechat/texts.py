@@ -33,6 +33,7 @@ KEY_HOWTO = (
     "示例：\ncurl -XPOST {base}/api/v1/chat/completions -d "
     '\'{{"api_secret_key":"{key}","messages":[{{"role":"user","content":"你好"}}]}}\''
 )
+LOGIN_LINK = "点击链接登录小一机器人控制台（10 分钟内有效，只能使用一次，请勿转发）：\n{link}"
 NO_KEY = "你还没有 API 密钥。发送「key」即可获取。"
 USAGE = "你的 API 密钥余额：{balance} tokens\n今天 API 已用：{used_today} tokens\n累计已用：{used} tokens"
 

@@ -1,4 +1,5 @@
-"""WeChat's server API on 127.0.0.1: access tokens, menu/create and customer-service messages.
+"""WeChat's server API on 127.0.0.1: access tokens, menu/create, customer-service messages, and 网页授权
+(OAuth2 snsapi_base: the authorize page, which redirects back with a code, and the code's exchange).
 
 Like WeChat, it accepts only the newest access token it issued, and a test can make any call answer
 an errcode (40001, 45015, …) a number of times, or answer only after a delay (a timeout).
@@ -12,7 +13,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, urlencode, urlparse
 
 from tests.doubles import JsonHandler, QuietServer
 
@@ -31,6 +32,8 @@ class State:
     calls: list[Call] = field(default_factory=list)
     errors: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     delays: dict[str, tuple[float, int | None]] = field(default_factory=dict)  # seconds, for how many calls
+    oauth_openid: str = ""  # who "is" in WeChat when a browser comes to the authorize page
+    oauth_codes: dict[str, str] = field(default_factory=dict)  # code → openid, each usable once
 
 
 class WeChatApiDouble:
@@ -85,6 +88,8 @@ class WeChatApiDouble:
             errors = self.state.errors[path]
             if errors:
                 return {"errcode": errors.pop(0), "errmsg": "failing on purpose"}
+            if path == "/sns/oauth2/access_token":
+                return self._oauth_token(query)
             if path == "/cgi-bin/token":
                 if (query.get("appid"), query.get("secret")) != (self.appid, self.secret):
                     return {"errcode": 40013, "errmsg": "invalid appid"}
@@ -93,6 +98,27 @@ class WeChatApiDouble:
             if query.get("access_token") != self.current_token:
                 return {"errcode": 40001, "errmsg": "invalid credential"}
             return {"errcode": 0, "errmsg": "ok"}
+
+    def sign_in_as(self, openid: str) -> None:
+        """The follower whose WeChat opens the authorize page next (网页授权 asks nothing with snsapi_base)."""
+        with self.lock:
+            self.state.oauth_openid = openid
+
+    def authorize(self, query: dict[str, str]) -> str:
+        """Where WeChat's authorize page sends the browser: back, with a one-time code and the state."""
+        with self.lock:
+            self.state.calls.append(Call("/connect/oauth2/authorize", query, None))
+            code = f"CODE-{len(self.state.oauth_codes)}-{self.state.oauth_openid}"
+            self.state.oauth_codes[code] = self.state.oauth_openid
+        return f"{query['redirect_uri']}?{urlencode({'code': code, 'state': query.get('state', '')})}"
+
+    def _oauth_token(self, query: dict[str, str]) -> dict[str, Any]:
+        if (query.get("appid"), query.get("secret")) != (self.appid, self.secret):
+            return {"errcode": 40013, "errmsg": "invalid appid"}
+        openid = self.state.oauth_codes.pop(query.get("code", ""), None)
+        if openid is None or query.get("grant_type") != "authorization_code":
+            return {"errcode": 40029, "errmsg": "invalid code"}
+        return {"access_token": "OAUTH-TOKEN", "expires_in": 7200, "openid": openid, "scope": "snsapi_base"}
 
     def _handler(self) -> type[JsonHandler]:
         double = self
@@ -105,6 +131,14 @@ class WeChatApiDouble:
                 self.send_json(200, json.dumps(double.answer(url.path, query, body)).encode())
 
             def do_GET(self) -> None:
+                url = urlparse(self.path)
+                if url.path == "/connect/oauth2/authorize":
+                    query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                    self.send_response(302)
+                    self.send_header("Location", double.authorize(query))
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 self._serve(None)
 
             def do_POST(self) -> None:

@@ -1,0 +1,98 @@
+"""`make screenshots`: each portal page at 1280×800 and 375×812, written to a directory as PNGs.
+
+    .venv/bin/python -m tests.web.screenshots var/screenshots
+
+The service runs as in the browser tests (real redis-server, the model and WeChat API doubles, all
+on 127.0.0.1), with a follower who has used the API and WeChat chat on some of the last 30 days.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+from bot import create_app
+from bot.embedded import EmbeddedRedis
+from bot.ids import today
+from bot.services import services
+from bot.store import keyspace
+from bot.store.usage import day_before
+from tests.conftest import ACCOUNT, TEST_SECRET, WECHAT_SECRET
+from tests.doubles.upstream import UpstreamDouble
+from tests.doubles.wechat_api import WeChatApiDouble
+from tests.helpers import ask
+from tests.servers import werkzeug_server
+from tests.web.browser import DESKTOP, PHONE, context, launch, link_from_account
+
+OPENID = "oScreenshots0000000000000001"
+
+
+def _with_history(app) -> None:
+    """A follower with a key, some API requests and 30 days of made-up daily use, for the chart."""
+    with app.app_context():
+        svc = services()
+        key = svc.keys.issue(OPENID)[0]
+        client = app.test_client()
+        for question in ("你好", "写一首关于春天的诗", "1+1=?"):
+            ask(client, key, question)
+        fp, now = svc.keys.fingerprint(key), today()
+        svc.redis.hset(keyspace.api_key_days(fp), mapping={day_before(now, d): (d * 37) % 900 for d in range(1, 30)})
+        svc.redis.hset(keyspace.follower_days(OPENID), mapping={day_before(now, d): (d * 53) % 600 for d in range(30)})
+
+
+def shoot(outdir: Path, base: str, browser) -> list[Path]:
+    written = []
+    for name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+        with context(browser, base, viewport) as (_, page, _watch):
+            for path, page_name in (("/", "home"), ("/docs", "docs"), ("/login", "login")):
+                page.goto(path)
+                written.append(_save(page, outdir / f"{page_name}-{name}.png"))
+            link = link_from_account(base, OPENID)
+            page.goto(link)
+            written.append(_save(page, outdir / f"me-{name}.png"))
+            page.goto("/playground")
+            page.get_by_label("你的问题").fill("你好，请介绍一下自己")
+            page.get_by_role("button", name="发送").click()
+            page.locator("#dialogue .usage").wait_for()
+            written.append(_save(page, outdir / f"playground-{name}.png"))
+            page.goto("/me/rotate")
+            written.append(_save(page, outdir / f"rotate-{name}.png"))
+            page.goto(link)
+            written.append(_save(page, outdir / f"used-link-{name}.png"))
+    return written
+
+
+def _save(page, path: Path) -> Path:
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def main(outdir: Path) -> None:
+    outdir.mkdir(parents=True, exist_ok=True)
+    redis = EmbeddedRedis(Path(tempfile.mkdtemp()), persist=False).start()
+    upstream = UpstreamDouble().start()
+    wechat = WeChatApiDouble(ACCOUNT.appid, WECHAT_SECRET)
+    app = create_app({
+        "BOT_ENV": "test", "REDIS_URL": redis.url, "BOT_SECRET": TEST_SECRET, "OPENAI_BASE_URL": upstream.url,
+        "OPENAI_API_KEY": "sk-upstream-test", "WECHAT_TOKEN": ACCOUNT.token, "WECHAT_AES_KEY": ACCOUNT.aes_key,
+        "WECHAT_APPID": ACCOUNT.appid, "WECHAT_SECRET": WECHAT_SECRET, "WECHAT_API_BASE_URL": wechat.url,
+    })  # fmt: skip
+    try:
+        _with_history(app)
+        with werkzeug_server(app) as base, sync_playwright() as playwright:
+            browser = launch(playwright)
+            for path in shoot(outdir, base, browser):
+                print(path)
+            browser.close()
+    finally:
+        app.extensions["bot"].close()
+        upstream.stop()
+        wechat.stop()
+        redis.stop()
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "var/screenshots"))
