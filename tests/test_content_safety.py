@@ -194,7 +194,8 @@ def test_a_followers_streamed_answer_is_masked_wherever_the_pieces_cut_the_word(
 
 
 def test_a_blocked_answer_ready_in_time_shows_nothing_of_what_came_before_the_word(blocking, upstream, redis):
-    upstream.reset(answer=answering("前面很正常。然后是敏感词，之后还有很多。" * 3), piece_chars=2)
+    # The rest of the answer takes the model another 0.5 s to write: long enough to see it cut off.
+    upstream.reset(answer=answering("前面很正常。然后是敏感词，之后还有很多。" * 3), piece_chars=2, chunk_delay=0.02)
     assert Follower(flask_post(blocking), ACCOUNT, FOLLOWER).say("问") == texts.ANSWER_BLOCKED
     assert recorded(redis, FOLLOWER)
     assert redis.lrange(keyspace.history(FOLLOWER), 0, -1) == ["问", texts.ANSWER_BLOCKED]
