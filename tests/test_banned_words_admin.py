@@ -123,3 +123,11 @@ def test_an_admin_on_wechat_sees_the_ban_help(admin):
 def test_admins_are_the_only_ones_whose_ban_runs(admin):
     assert ADMIN  # (the admin fixture is the one in BOT_ADMIN_OPENIDS)
     assert admin.say("/ban list").startswith("运行时违禁词共 0 个")
+
+
+@pytest.mark.parametrize("command", ["/ban 秘密词", "/ban 秘密词 add", "/ban ADD秘密词"])
+def test_a_ban_without_its_action_gets_the_usage_and_the_word_stays_out_of_the_log(admin, redis, caplog, command):
+    caplog.set_level(logging.INFO)
+    assert admin.say(command) == USAGE and redis.scard("bot:{safety}:words") == 0
+    assert not any("秘密词" in r.getMessage() for r in caplog.records)
+    assert any("ran /ban" in r.getMessage() for r in caplog.records)  # the admin's action is still logged

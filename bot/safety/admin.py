@@ -17,6 +17,12 @@ USAGE = (
 )
 
 
+def ban_action(args: list[str]) -> str:
+    """What of `/ban <args>` may be logged: its action, never a word (`/ban 词` leaves the action out)."""
+    action = args[0].lower() if args else ""
+    return action if action in ("add", "del", "remove", "list") else "(no action: usage)"
+
+
 def run_ban(store: WordStore, args: list[str]) -> str:
     """The reply to `/ban <args>`; a word may contain spaces (they are ignored when matching)."""
     action, word = (args[0].lower() if args else ""), " ".join(args[1:])
