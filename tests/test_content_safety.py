@@ -197,10 +197,25 @@ def test_a_hit_is_logged_without_its_text_unless_content_logging_is_on(safe_conf
     assert any("我要问敏感词" in r.getMessage() for r in caplog.records if r.name == "bot.safety.guard")
 
 
-def test_metrics_count_hits_by_direction_and_action(client, issue_key, upstream):
-    ask(client, issue_key(), "敏感词")
-    body = client.get("/metrics").data.decode()
-    assert 'xiaoyi_sensitive_hits_total{action="refuse",direction="question"}' in body
+def counted(client, direction, action):
+    """The hits /metrics shows for a direction and an action (0 before the first)."""
+    line = f'xiaoyi_sensitive_hits_total{{action="{action}",direction="{direction}"}} '
+    found = [row for row in client.get("/metrics").data.decode().splitlines() if row.startswith(line)]
+    return float(found[0][len(line) :]) if found else 0.0
+
+
+def test_metrics_count_hits_by_direction_and_action(client, blocking, issue_key, upstream):
+    key, before = issue_key(), {(d, a): counted(client, d, a) for d, a in HIT_KINDS}
+    ask(client, key, "敏感词")
+    upstream.reset(answer=answering("有敏感词"))
+    ask(client, key, "hi")
+    ask(blocking, key, "hi")
+    ask(blocking, key, "hi")
+    after = {(d, a): counted(client, d, a) - before[d, a] for d, a in HIT_KINDS}
+    assert after == {("question", "refuse"): 1, ("answer", "mask"): 1, ("answer", "block"): 2}
+
+
+HIT_KINDS = [("question", "refuse"), ("answer", "mask"), ("answer", "block")]
 
 
 def test_the_openapi_document_names_the_refusal_on_both_doors(client):
