@@ -131,3 +131,14 @@ def test_a_ban_without_its_action_gets_the_usage_and_the_word_stays_out_of_the_l
     assert admin.say(command) == USAGE and redis.scard("bot:{safety}:words") == 0
     assert not any("秘密词" in r.getMessage() for r in caplog.records)
     assert any("ran /ban" in r.getMessage() for r in caplog.records)  # the admin's action is still logged
+
+
+def test_long_words_are_paged_so_that_wechat_shows_every_one_whole(admin, app, tmp_path):
+    words = [f"{i:02d}" + "长" * 62 for i in range(PAGE)]  # 64 characters, 188 bytes each
+    path = tmp_path / "long.txt"
+    path.write_text("\n".join(words) + "\n", encoding="utf-8")
+    assert cli(app, "words", "import", str(path))[0] == 0
+    first = admin.say("/ban list").splitlines()
+    pages = int(re.search(r"第 1/(\d+) 页", first[0]).group(1))
+    shown = first[1:] + [w for n in range(2, pages + 1) for w in admin.say(f"/ban list {n}").splitlines()[1:]]
+    assert shown == words  # each whole, none cut off by WeChat's 2,048-byte limit on a reply
