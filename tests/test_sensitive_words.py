@@ -74,6 +74,12 @@ def test_words_that_cannot_be_banned_say_why(word, problem):
     assert word_problem("x" * 64) is None
 
 
+def test_a_word_file_saved_with_a_byte_order_mark_keeps_its_first_comment_a_comment():
+    """Windows Notepad saves UTF-8 with a BOM: the heading `# 违禁词列表` must not ban 违禁词列表."""
+    assert read_words("\ufeff# 违禁词列表\n敏感词\n".encode(), "w.txt") == ["敏感词"]
+    assert read_words("\ufeff敏感词\n".encode(), "w.txt") == ["敏感词"]
+
+
 def test_a_word_file_takes_comments_and_blank_lines():
     data = "# comment\n\n敏感词\n  two words  \r\n".encode()
     assert read_words(data, "w.txt") == ["敏感词", "two words"]
