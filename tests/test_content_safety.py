@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import random
+import time
 
 import pytest
 
@@ -223,3 +225,16 @@ def test_the_openapi_document_names_the_refusal_on_both_doors(client):
     refused = {path: paths[path]["post"]["responses"]["400"]["description"] for path in paths if "chat" in path}
     assert "40006 问题包含本服务不接受的内容" in refused["/api/v1/chat/completions"]
     assert "invalid_request_error/content_filter" in refused["/v1/chat/completions"]
+
+
+def test_a_long_refused_request_costs_about_what_a_check_costs(client, issue_key, upstream):
+    """A caller's 250 KB of text with a banned word at its end is refused at the check's cost (a scan),
+    not at the per-character cost of locating the word in it, which only a shown answer needs."""
+    rng = random.Random(13)
+    filler = "".join(chr(rng.randint(0x4E00, 0x9FA5)) for _ in range(80_000))  # 240 KB as UTF-8
+    earlier = [{"role": "user", "content": filler + WORD}, {"role": "assistant", "content": "好"}]
+    key, body = issue_key(), [*earlier, *one("hi")]
+    started = time.perf_counter()
+    response = ask_openai(client, key, body)
+    assert response.status_code == 400 and response.get_json()["error"]["code"] == "content_filter"
+    assert time.perf_counter() - started < 0.05  # locating it took 0.1-0.2 s, all of it holding the worker
