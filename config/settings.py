@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from config.across import checked_across
 from config.reader import ConfigError, Reader
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -127,7 +128,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     api_key = read.str("OPENAI_API_KEY")
     base_url_set = bool(read.str("OPENAI_BASE_URL"))
     openai_timeout = read.float("OPENAI_TIMEOUT", 60.0, 1.0, 600.0)
-    return _across(Settings(
+    return checked_across(Settings(
         env=env,
         redis_url=redis_url,
         redis_cluster=read.choice("REDIS_CLUSTER", "auto", ("auto", "yes", "no")),
@@ -150,20 +151,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         **_operations(read, env),
         **_safety(read),
     ))  # fmt: skip
-
-
-def _across(settings: Settings) -> Settings:
-    """Checks between sections. On WeChat, moderation's time is spent in a delivery's window, before the
-    model: with a timeout as long as the window, while the service is slow no message is answered in
-    its first delivery, not even with the refusal, and each waits for WeChat's retry."""
-    timeout, window = settings.moderation_timeout, settings.wechat_window
-    if settings.moderation_url and settings.wechat_token and timeout >= window:
-        raise ConfigError(
-            "BOT_MODERATION_TIMEOUT",
-            f"must be shorter than BOT_WECHAT_WINDOW ({window}s), got {timeout}: "
-            "on WeChat the moderation call is made inside the window, before the model",
-        )
-    return settings
 
 
 def _safety(read: Reader) -> dict:
