@@ -14,6 +14,10 @@ $(READY): requirements.txt requirements-dev.txt
 run: $(READY)
 	$(PY) -m bot.devserver
 
+# Most tests wait on real time (WeChat's windows, gunicorn starting, streams written piece by piece),
+# so three processes share the 2 cores well; a file's tests stay together (their servers start once).
+PYTEST_ARGS ?= -n 3 --dist loadfile
+
 test: $(READY) chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 

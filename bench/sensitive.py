@@ -5,7 +5,9 @@ the words take in each worker.
 
 The words are random runs of 2-8 CJK characters (and a few Latin ones) drawn from 20,000 ideographs;
 the text is Chinese as a model writes it: runs of common ideographs, full-width punctuation, some
-ASCII words and digits, and no banned word (the usual case, and the one every message pays). Memory is
+ASCII words and digits, and no banned word (the usual case, and the one every message pays); then the
+same text with full-width letters and digits in it (`ＱＱ号１２３`, as input methods type them), and with
+a symbol NFKC turns into letters (`25℃`). Memory is
 the process's resident size before and after the list is built, as a worker builds it at start.
 """
 
@@ -23,6 +25,8 @@ from bot.safety.words import WordList
 COMMON = [chr(c) for c in range(0x4E00, 0x4E00 + 3000)]
 IDEOGRAPHS = [chr(c) for c in range(0x4E00, 0x4E00 + 20000)]
 PUNCTUATION = "，。：；！？、（）“”《》 "
+WIDE = "ＱＱ号１２３"
+SYMBOL = "25℃"
 
 
 def word_list(count: int, rng: random.Random) -> list[str]:
@@ -79,6 +83,13 @@ def main() -> None:
     assert len(text) == args.chars and not banned.hits(text)
     print(f"{len(banned)} words (longest {banned.longest}), built in {built * 1000:.0f} ms, {memory:.1f} MB resident")
     print(f"check, {len(text)} clean characters: median {median_us(lambda: banned.hits(text), args.runs):.1f} µs")
+    # Full-width letters and digits, as Chinese input methods type them: the reading is then not
+    # NFKC-normal, and only the part of it that holds them is normalised. A symbol whose NFKC holds a
+    # letter (℃ → °c, ㎡, ⓐ): the whole text goes through NFKC first.
+    for inserted, label in ((WIDE, f"the same with {WIDE} in it: "), (SYMBOL, f"the same with {SYMBOL} in it:    ")):
+        other = text[:1000] + inserted + text[1000 : len(text) - len(inserted)]
+        assert len(other) == len(text) and not banned.hits(other)
+        print(f"check, {label} median {median_us(lambda other=other: banned.hits(other), args.runs):.1f} µs")
     dirty = text[:1000] + words[0] + text[1000:1998]
     print(f"check and mask, one word in it:   median {median_us(lambda: banned.mask(dirty), 200):.0f} µs")
     pieces = [text[i : i + 4] for i in range(0, len(text), 4)]

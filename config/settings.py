@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from config.across import checked_across
 from config.reader import ConfigError, Reader
 from config.upstreams import Defaults, UpstreamSpec, read_upstreams
 
@@ -167,7 +168,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     openai_timeout = read.float("OPENAI_TIMEOUT", 60.0, 1.0, 600.0)
     model = read.str("OPENAI_MODEL", DEFAULT_OPENAI_MODEL) or DEFAULT_OPENAI_MODEL
     upstreams = read_upstreams(read, api_key, Defaults(model, openai_timeout))
-    return Settings(
+    return checked_across(Settings(
         env=env,
         redis_url=redis_url,
         redis_cluster=read.choice("REDIS_CLUSTER", "auto", ("auto", "yes", "no")),
@@ -192,7 +193,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         upstream_failures=read.int("BOT_UPSTREAM_FAILURES", 3, 1, 1000),
         upstream_cooldown=read.float("BOT_UPSTREAM_COOLDOWN", 30.0, 0.1, 3600.0),
         portal=_portal(read),
-    )
+    ))  # fmt: skip
 
 
 def _lease(read: Reader, upstreams: tuple[UpstreamSpec, ...], timeout: float) -> float:

@@ -123,3 +123,22 @@ def test_an_admin_on_wechat_sees_the_ban_help(admin):
 def test_admins_are_the_only_ones_whose_ban_runs(admin):
     assert ADMIN  # (the admin fixture is the one in BOT_ADMIN_OPENIDS)
     assert admin.say("/ban list").startswith("运行时违禁词共 0 个")
+
+
+@pytest.mark.parametrize("command", ["/ban 秘密词", "/ban 秘密词 add", "/ban ADD秘密词"])
+def test_a_ban_without_its_action_gets_the_usage_and_the_word_stays_out_of_the_log(admin, redis, caplog, command):
+    caplog.set_level(logging.INFO)
+    assert admin.say(command) == USAGE and redis.scard("bot:{safety}:words") == 0
+    assert not any("秘密词" in r.getMessage() for r in caplog.records)
+    assert any("ran /ban" in r.getMessage() for r in caplog.records)  # the admin's action is still logged
+
+
+def test_long_words_are_paged_so_that_wechat_shows_every_one_whole(admin, app, tmp_path):
+    words = [f"{i:02d}" + "长" * 62 for i in range(PAGE)]  # 64 characters, 188 bytes each
+    path = tmp_path / "long.txt"
+    path.write_text("\n".join(words) + "\n", encoding="utf-8")
+    assert cli(app, "words", "import", str(path))[0] == 0
+    first = admin.say("/ban list").splitlines()
+    pages = int(re.search(r"第 1/(\d+) 页", first[0]).group(1))
+    shown = first[1:] + [w for n in range(2, pages + 1) for w in admin.say(f"/ban list {n}").splitlines()[1:]]
+    assert shown == words  # each whole, none cut off by WeChat's 2,048-byte limit on a reply

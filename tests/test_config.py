@@ -57,3 +57,27 @@ def test_limits_have_documented_defaults_and_zero_turns_them_off():
     off = {name: "0" for name in ("BOT_DAILY_CHAT_TOKENS", "BOT_RATE_KEY_RPM", "BOT_RATE_USER_RPM")}
     limits = load_settings({**GOOD, **off}).limits
     assert (limits.daily_chat_tokens, limits.key_rpm, limits.user_rpm, limits.openid_rpm) == (0, 0, 0, 20)
+
+
+MODERATED = {**GOOD, "WECHAT_TOKEN": "token", "BOT_MODERATION_URL": "http://127.0.0.1:9/v1/moderations"}
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [({"BOT_MODERATION_TIMEOUT": "4.5"}, "(4.5s), got 4.5"),
+     ({"BOT_MODERATION_TIMEOUT": "2", "BOT_WECHAT_TIMEOUT": "2.5", "BOT_WECHAT_WINDOW": "1.5"}, "(1.5s), got 2.0")],
+)  # fmt: skip
+def test_a_moderation_timeout_that_cannot_fit_in_the_wechat_window_stops_start_up(change, said):
+    with pytest.raises(ConfigError) as error:
+        load_settings({**MODERATED, **change})
+    assert str(error.value) == (
+        f"configuration error: BOT_MODERATION_TIMEOUT must be shorter than BOT_WECHAT_WINDOW {said}: "
+        "on WeChat the moderation call is made inside the window, before the model"
+    )
+
+
+def test_a_moderation_timeout_is_held_to_the_window_only_where_both_are_used():
+    assert load_settings({**MODERATED, "BOT_MODERATION_TIMEOUT": "4.4"}).moderation_timeout == 4.4
+    without_wechat = {k: v for k, v in MODERATED.items() if k != "WECHAT_TOKEN"}
+    assert load_settings({**without_wechat, "BOT_MODERATION_TIMEOUT": "10"}).moderation_timeout == 10.0
+    assert load_settings({**GOOD, "WECHAT_TOKEN": "token", "BOT_MODERATION_TIMEOUT": "10"}).moderation_url == ""

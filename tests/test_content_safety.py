@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import random
+import time
 
 import pytest
 
@@ -248,10 +250,25 @@ def test_a_hit_is_logged_without_its_text_unless_content_logging_is_on(safe_conf
     assert any("我要问敏感词" in r.getMessage() for r in caplog.records if r.name == "bot.safety.guard")
 
 
-def test_metrics_count_hits_by_direction_and_action(client, issue_key, upstream):
-    ask(client, issue_key(), "敏感词")
-    body = client.get("/metrics").data.decode()
-    assert 'xiaoyi_sensitive_hits_total{action="refuse",direction="question"}' in body
+def counted(client, direction, action):
+    """The hits /metrics shows for a direction and an action (0 before the first)."""
+    line = f'xiaoyi_sensitive_hits_total{{action="{action}",direction="{direction}"}} '
+    found = [row for row in client.get("/metrics").data.decode().splitlines() if row.startswith(line)]
+    return float(found[0][len(line) :]) if found else 0.0
+
+
+def test_metrics_count_hits_by_direction_and_action(client, blocking, issue_key, upstream):
+    key, before = issue_key(), {(d, a): counted(client, d, a) for d, a in HIT_KINDS}
+    ask(client, key, "敏感词")
+    upstream.reset(answer=answering("有敏感词"))
+    ask(client, key, "hi")
+    ask(blocking, key, "hi")
+    ask(blocking, key, "hi")
+    after = {(d, a): counted(client, d, a) - before[d, a] for d, a in HIT_KINDS}
+    assert after == {("question", "refuse"): 1, ("answer", "mask"): 1, ("answer", "block"): 2}
+
+
+HIT_KINDS = [("question", "refuse"), ("answer", "mask"), ("answer", "block")]
 
 
 def test_the_openapi_document_names_the_refusal_on_both_doors(client):
@@ -259,3 +276,16 @@ def test_the_openapi_document_names_the_refusal_on_both_doors(client):
     refused = {path: paths[path]["post"]["responses"]["400"]["description"] for path in paths if "chat" in path}
     assert "40006 问题包含本服务不接受的内容" in refused["/api/v1/chat/completions"]
     assert "invalid_request_error/content_filter" in refused["/v1/chat/completions"]
+
+
+def test_a_long_refused_request_costs_about_what_a_check_costs(client, issue_key, upstream):
+    """A caller's 250 KB of text with a banned word at its end is refused at the check's cost (a scan),
+    not at the per-character cost of locating the word in it, which only a shown answer needs."""
+    rng = random.Random(13)
+    filler = "".join(chr(rng.randint(0x4E00, 0x9FA5)) for _ in range(80_000))  # 240 KB as UTF-8
+    earlier = [{"role": "user", "content": filler + WORD}, {"role": "assistant", "content": "好"}]
+    key, body = issue_key(), [*earlier, *one("hi")]
+    started = time.perf_counter()
+    response = ask_openai(client, key, body)
+    assert response.status_code == 400 and response.get_json()["error"]["code"] == "content_filter"
+    assert time.perf_counter() - started < 0.05  # locating it took 0.1-0.2 s, all of it holding the worker

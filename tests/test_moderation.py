@@ -4,7 +4,10 @@ in both fail modes, on the JSON doors and on WeChat, where its time is spent ins
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -62,9 +65,9 @@ def test_a_flagged_question_is_refused_like_a_word_on_both_doors(moderated, mode
     assert error["code"] == "content_filter" and upstream.calls == 0
 
 
-@pytest.mark.parametrize("mode", ["slow", "garbage", "error"])
+@pytest.mark.parametrize("mode", ["slow", "trickle", "garbage", "error"])
 def test_a_failing_service_lets_questions_through_when_open(moderated, moderation, issue_key, upstream, mode):
-    moderation.reset(mode)
+    moderation.reset(mode, delay=3.0)
     started = time.monotonic()
     assert ask(moderated("open"), issue_key(), "hi").status_code == 200 and upstream.calls == 1
     assert time.monotonic() - started < 1.5  # a slow service costs its timeout (0.3 s), not its delay
@@ -87,8 +90,9 @@ def test_on_wechat_a_flagged_question_is_refused_and_records_no_turn(moderated, 
     assert redis.llen(f"bot:{{u:{FOLLOWER}}}:history") == 0
 
 
-def test_on_wechat_a_slow_service_is_cut_at_its_timeout_inside_the_window(moderated, moderation, upstream):
-    moderation.reset("slow", delay=3.0)  # longer than WeChat's window: only the timeout keeps the reply in it
+@pytest.mark.parametrize("mode", ["slow", "trickle"])  # a trickle: each read is quick, the whole is not
+def test_on_wechat_a_slow_service_is_cut_at_its_timeout_inside_the_window(moderated, moderation, upstream, mode):
+    moderation.reset(mode, delay=3.0)  # longer than WeChat's window: only the timeout keeps the reply in it
     for fail, reply in (("open", "回答：hi"), ("closed", texts.MODERATION_UNAVAILABLE)):
         follower = Follower(flask_post(moderated(fail, timeout="0.5")), ACCOUNT, FOLLOWER)
         started = time.monotonic()
@@ -102,3 +106,20 @@ def test_moderation_failures_are_logged_without_the_url_or_key(moderated, modera
     ask(moderated(), issue_key(), "hi")
     lines = [r.getMessage() for r in caplog.records if r.name == "bot.safety.moderation"]
     assert lines == ["moderation failed (HTTP 500): let through"]
+
+
+def test_in_a_gevent_worker_a_trickling_service_is_cut_at_the_timeout(moderation):
+    """gunicorn's workers are gevent's: there the call itself is cut (a process of its own, patched)."""
+    moderation.reset("trickle", delay=3.0)
+    script = (
+        "from gevent import monkey; monkey.patch_all()\n"
+        "import time\n"
+        "from bot.safety.moderation import Moderation\n"
+        f"moderation = Moderation({moderation.url!r}, '', 0.3, fail_closed=True)\n"
+        "started = time.monotonic()\n"
+        "print(moderation.judge(['hi']).name, time.monotonic() - started)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30, cwd=root)
+    verdict, seconds = done.stdout.split()
+    assert verdict == "UNAVAILABLE" and float(seconds) < 1.0, done.stderr

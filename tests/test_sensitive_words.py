@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rapidfuzz.utils import default_process
 
 from bot import create_app
 from bot.safety.stream import StreamFilter
-from bot.safety.text import LETTERED_SYMBOLS, normalise
+from bot.safety.text import LETTERED_SYMBOLS, _cuttable, normalise
 from bot.safety.wordfile import WordFileError, read_words, word_problem
 from bot.safety.words import MASK, WordList
 from config.settings import ConfigError
@@ -58,7 +60,6 @@ def test_the_lettered_symbols_list_is_what_unicodedata_says():
         if not chr(c).isalnum() and not 0xD800 <= c < 0xE000
         and any(x.isalnum() for x in unicodedata.normalize("NFKC", chr(c))) and c != 0x20A8
     }  # fmt: skip
-    import re
 
     listed = {c for c in range(0x110000) if not 0xD800 <= c < 0xE000 and re.fullmatch(f"[{LETTERED_SYMBOLS}]", chr(c))}
     assert listed == lettered
@@ -71,6 +72,12 @@ def test_the_lettered_symbols_list_is_what_unicodedata_says():
 def test_words_that_cannot_be_banned_say_why(word, problem):
     assert problem in word_problem(word)
     assert word_problem("x" * 64) is None
+
+
+def test_a_word_file_saved_with_a_byte_order_mark_keeps_its_first_comment_a_comment():
+    """Windows Notepad saves UTF-8 with a BOM: the heading `# 违禁词列表` must not ban 违禁词列表."""
+    assert read_words("\ufeff# 违禁词列表\n敏感词\n".encode(), "w.txt") == ["敏感词"]
+    assert read_words("\ufeff敏感词\n".encode(), "w.txt") == ["敏感词"]
 
 
 def test_a_word_file_takes_comments_and_blank_lines():
@@ -140,3 +147,55 @@ def test_a_clean_stream_comes_out_unchanged_and_in_order(text, size):
 def test_normalise_is_stable_on_its_own_reading():
     for text in ["ＡＢＣ　敏感", "Straße", "Ⅻ℅", "e\u0301"]:
         assert normalise(normalise(text)) == normalise(text)
+
+
+def whole_text_reading(text: str) -> str:
+    """The reading by definition: NFKC of the whole text, separators dropped, read again after NFKC."""
+    if re.search(f"[{LETTERED_SYMBOLS}]", text):
+        text = unicodedata.normalize("NFKC", text)
+    read = default_process(text).replace(" ", "")
+    return default_process(unicodedata.normalize("NFKC", read)).replace(" ", "")
+
+
+# Characters NFKC changes or joins (ＡＢＣ, ｶﾞ = ガ, ᄀ + ᅡ = 가, e + U+0301, Ⅻ, ½, ℃, ⓐ, compatibility
+# ideographs, math letters), between the ideographs and ASCII where a long reading is cut.
+TRICKY = (
+    "你好敏感词违禁 ，。a1Zｑ１ＱＱ２３（）ｶﾞﾟｱカガか\u3099각가ㄱㅏ\u1100\u1161"
+    "Ⅻ½²ﬁ℃㎡ⓐ⼈e\u0301éΣς\uf900𝐀😀\ufe0f\u0b47\u0b3e"
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.text(alphabet=st.sampled_from(TRICKY), max_size=600))
+def test_the_reading_normalises_only_what_needs_it_and_reads_as_the_whole_text_would(text):
+    assert normalise(text) == whole_text_reading(text)
+
+
+@pytest.mark.parametrize(
+    "pair", ["ｶﾞ", "カﾞ", "\u1100\u1161", "ㄱㅏ", "각\u11a8", "e\u0301", "ｑ１", "ⓐ½", "\u0b47\u0b3e"]
+)
+def test_characters_nfkc_joins_are_read_together_wherever_a_long_reading_is_cut(pair):
+    for at in range(200):  # the pair straddles every place the reading could be halved
+        text = "中" * at + pair + "文" * (200 - at) + "１"  # the wide digit: the reading is not normal
+        assert normalise(text) == whole_text_reading(text), at
+
+
+def test_a_wide_letter_in_a_long_answer_is_read_in_place():
+    answer = "这是一个很长的回答" * 100
+    wide = answer[:450] + "ＱＱ号１２３，敏 感 词" + answer[450:]
+    assert normalise(wide) == normalise(answer[:450]) + "qq号123敏感词" + normalise(answer[450:])
+    assert WORDS.hits(wide) and WordList(["QQ号123"]).hits(wide)
+
+
+def test_a_reading_is_cut_only_where_nfkc_can_cut():
+    """Nothing before a cut point changes it or what follows: class 0, NFKC-normal, never composed onto."""
+    composed_onto = {0x1161 + i for i in range(21)} | {0x11A8 + i for i in range(27)}  # Hangul V and T jamo
+    for code in range(0x110000):
+        decomposition = unicodedata.decomposition(chr(code)).split()
+        if len(decomposition) == 2 and not decomposition[0].startswith("<"):
+            composed_onto.add(int(decomposition[1], 16))
+    for code in range(0x110000):
+        char = chr(code)
+        if _cuttable(char):
+            assert unicodedata.combining(char) == 0 and unicodedata.is_normalized("NFKC", char), hex(code)
+            assert code not in composed_onto, hex(code)

@@ -63,20 +63,23 @@ def _events(
             if screen.blocked:  # the rest is withheld: stop the model (billed for what it wrote)
                 answer.content_filtered = True
                 break
-        rest = screen.finish()
-        if rest:
-            yield form.piece(rest)
+        yield from _held(screen, form)
         answer.close()
         outcome = "ok"
         yield from form.closing(answer)
     except ChatError as error:
         answer.close()
-        rest = screen.finish()  # what was held is masked, and nothing more will come to complete a word
-        if rest:
-            yield form.piece(rest)
+        yield from _held(screen, form)  # masked: nothing more will come to complete a word in it
         outcome = error.failure.name
         yield form.failure(error, answer)
     finally:
         answer.close()
         tokens, ms = answer.usage.total_tokens, (time.monotonic() - started) * 1000
         logger.info("%s chat %s stream id=%s %s tokens=%d ms=%d", label, who, answer.id, outcome, tokens, ms)
+
+
+def _held(screen: AnswerScreen, form: StreamFormat) -> Iterator[bytes]:
+    """The event for what the screen still holds at the end (or its notice), if anything."""
+    rest = screen.finish()
+    if rest:
+        yield form.piece(rest)

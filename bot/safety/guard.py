@@ -61,7 +61,7 @@ class ContentGuard:
         words = self.words
         hit = next((t for t in texts if words.hits(t)), None)
         if hit is not None:
-            self.report("question", "refuse", door, who, len(words.spans(hit)) or 1, hit)
+            self.report("question", "refuse", door, who, words.count(hit), hit)
         return hit is not None
 
     def moderate(self, texts: list[str], door: str, who: str) -> Verdict:

@@ -2,16 +2,23 @@
 
 It speaks OpenAI's `POST /moderations`: `{"input": [texts]}` in, `{"results": [{"flagged": bool}, …]}`
 out. Its own timeout (BOT_MODERATION_TIMEOUT) is short because on WeChat it is spent inside the 5 s
-window; a timeout, an error status or an answer of another shape is a failure, and
-BOT_MODERATION_FAIL says what a failure means: `open` lets the question through, `closed` refuses it.
+window, and it bounds the whole call: a socket timeout bounds each read, which a service sending its
+answer a byte at a time outlasts. A timeout, an error status or an answer of another shape is a
+failure, and BOT_MODERATION_FAIL says what a failure means: `open` lets the question through,
+`closed` refuses it.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
+from collections.abc import Callable
 from enum import Enum
+from typing import TypeVar
 
+import gevent
 import requests
+from gevent import monkey
 
 from bot import metrics
 
@@ -24,6 +31,13 @@ class Verdict(Enum):
     UNAVAILABLE = "unavailable"  # failed, and BOT_MODERATION_FAIL=closed: refuse, but not as flagged
 
 
+T = TypeVar("T")
+
+
+class Overdue(Exception):
+    """The service took longer than BOT_MODERATION_TIMEOUT in all."""
+
+
 class Moderation:
     def __init__(self, url: str, api_key: str, timeout: float, fail_closed: bool):
         self.url, self.timeout, self.fail_closed = url, timeout, fail_closed
@@ -31,14 +45,15 @@ class Moderation:
         self._session.trust_env = False  # the moderation URL is the operator's: no proxy from the shell
         if api_key:
             self._session.headers["Authorization"] = f"Bearer {api_key}"
+        # Outside gevent (the test client, the dev server) a call runs in a helper thread, waited for
+        # at most the timeout; in gunicorn's gevent workers the call itself is cut (see _within).
+        self._helpers = concurrent.futures.ThreadPoolExecutor(4, "moderation")
 
     def judge(self, texts: list[str]) -> Verdict:
         """What the service says of `texts` (every one must be clean), or what its failure means."""
         try:
-            response = self._session.post(self.url, json={"input": texts}, timeout=self.timeout)
-            response.raise_for_status()
-            flagged = _flagged(response.json(), len(texts))
-        except (requests.RequestException, ValueError) as error:
+            flagged = self._within(lambda: self._ask(texts))
+        except (requests.RequestException, ValueError, Overdue) as error:
             metrics.count_moderation("error")
             logger.warning(
                 "moderation failed (%s): %s", _reason(error), "refused" if self.fail_closed else "let through"
@@ -47,7 +62,25 @@ class Moderation:
         metrics.count_moderation("flagged" if flagged else "clean")
         return Verdict.FLAGGED if flagged else Verdict.CLEAN
 
+    def _ask(self, texts: list[str]) -> bool:
+        response = self._session.post(self.url, json={"input": texts}, timeout=self.timeout)
+        response.raise_for_status()
+        return _flagged(response.json(), len(texts))
+
+    def _within(self, call: Callable[[], T]) -> T:
+        """call()'s result, or Overdue once BOT_MODERATION_TIMEOUT has passed, whatever the service does."""
+        if monkey.is_module_patched("socket"):
+            with gevent.Timeout(self.timeout, Overdue):  # urllib3 drops a connection cut mid-answer
+                return call()
+        future = self._helpers.submit(call)
+        try:
+            return future.result(timeout=self.timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()  # if it has not started; else it runs on in its helper, and its answer is not read
+            raise Overdue from None
+
     def close(self) -> None:
+        self._helpers.shutdown(wait=False, cancel_futures=True)
         self._session.close()
 
 

@@ -7,7 +7,9 @@ read `abc`. Words are read the same way, so a word made only of separators reads
 
 `normalise` is the hot path: a handful of C passes over the whole text, no per-character Python.
 rapidfuzz's `default_process` lower-cases and blanks every non-alphanumeric character in one C++
-pass (a regular expression takes ten times as long); NFKC runs only on what is not already normal.
+pass (a regular expression takes ten times as long); NFKC runs only on the parts of the reading that
+are not already normal (one `１` in 2,000 characters costs a few µs, not the whole text's NFKC), and
+as NFKD then NFC (`_nfkc`).
 `positions` is the slow path, run only to find a match in the original text (to mask it): it reads
 the text a cluster at a time and says where each character of the reading came from.
 """
@@ -36,14 +38,59 @@ _LETTERED = re.compile(f"[{LETTERED_SYMBOLS}]")
 _NOT_LETTERED_HIGH = bytes(b for b in range(256) if b not in (0x21, 0x24, 0x2E, 0x2F, 0x31, 0x32, 0x33, 0xFD, 0xD8))
 
 
+_LEAF = 64  # a part this short is normalised whole, not halved again
+
+
 def normalise(text: str) -> str:
     """The text as words are matched against it."""
-    if text.encode("utf-16-be")[::2].translate(None, _NOT_LETTERED_HIGH) and _LETTERED.search(text):
-        text = unicodedata.normalize("NFKC", text)
+    if text.encode("utf-16-le")[1::2].translate(None, _NOT_LETTERED_HIGH) and _LETTERED.search(text):
+        text = _nfkc(text)
     read = default_process(text).replace(" ", "")  # every separator became a space
     if unicodedata.is_normalized("NFKC", read):
         return read
-    return default_process(unicodedata.normalize("NFKC", read)).replace(" ", "")  # ＡＢＣ, Ⅻ, ℅
+    parts: list[str] = []
+    _normal_parts(read, parts)  # ＡＢＣ, Ⅻ, ℅
+    return "".join(parts)
+
+
+def _normal_parts(read: str, parts: list[str]) -> None:
+    """Append `_reread(read)` for a `read` known not to be normal, paying for NFKC only where it is not:
+    halved before a character NFKC can cut at (`_cuttable`), a normal half is kept as it is."""
+    while len(read) > _LEAF:
+        cut = len(read) // 2
+        while cut < len(read) and not _cuttable(read[cut]):
+            cut += 1
+        if cut == len(read):  # nowhere to cut
+            break
+        head, read = read[:cut], read[cut:]
+        if unicodedata.is_normalized("NFKC", head):  # then the tail is not
+            parts.append(head)
+            continue
+        _normal_parts(head, parts)
+        if unicodedata.is_normalized("NFKC", read):
+            parts.append(read)
+            return
+    parts.append(_reread(read))
+
+
+def _cuttable(char: str) -> bool:
+    """Whether NFKC can cut before `char`: canonical class 0, NFKC-normal, and never the second of a
+    composition (tests/test_sensitive_words.py checks it). Nearly every character of a Chinese reading."""
+    return (
+        char < "\x80" or "\u4e00" <= char <= "\u9fff" or "\uac00" <= char <= "\ud7a3"
+        or "\u3041" <= char <= "\u3096" or "\u30a1" <= char <= "\u30fa"
+    )  # fmt: skip
+
+
+def _reread(read: str) -> str:
+    """NFKC may give capitals (Ⅻ → XII) or separators (½ → 1⁄2): read what it gives again."""
+    return default_process(_nfkc(read)).replace(" ", "")
+
+
+def _nfkc(text: str) -> str:
+    """NFKC exactly (NFC of NFKD, by definition): CPython's own NFKC composes every character again once
+    one is not normal (~110 ns each), where NFC returns at once when NFKD left nothing to compose."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFKD", text))
 
 
 def positions(text: str) -> tuple[str, list[int]]:

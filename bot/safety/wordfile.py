@@ -33,6 +33,7 @@ def word_problem(word: str) -> str | None:
 def read_words(data: bytes, name: str) -> list[str]:
     """The words of one file's bytes; WordFileError names `name`:line for the first bad line."""
     words = []
+    data = data.removeprefix(b"\xef\xbb\xbf")  # the BOM Windows Notepad writes: not part of the first line
     for number, raw in enumerate(data.split(b"\n"), start=1):
         try:
             line = raw.decode("utf-8").strip()

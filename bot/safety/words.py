@@ -2,6 +2,8 @@
 
 ahocorasick-rs (Rust, behind a small Python API) scans a text once whatever the number of words;
 a new list is a new WordList, swapped in whole by whoever holds it, so a check never sees half a list.
+The automaton reads UTF-8 bytes: handed bytes, it scans ~3 µs sooner on 2,000 characters than handed
+the str (bench/sensitive.py), and UTF-8 matches always start and end on a character.
 """
 
 from __future__ import annotations
@@ -23,14 +25,21 @@ class WordList:
         readings = sorted({r for r in (words if read else (normalise(w) for w in words)) if r})
         self.words = readings
         self.longest = max((len(r) for r in readings), default=0)  # in read characters
-        self._automaton = ahocorasick_rs.AhoCorasick(readings) if readings else None
+        self._automaton = ahocorasick_rs.BytesAhoCorasick([r.encode() for r in readings]) if readings else None
 
     def __len__(self) -> int:
         return len(self.words)
 
     def hits(self, text: str) -> bool:
         """Whether `text` holds a banned word: the hot path (C passes and one scan)."""
-        return self._automaton is not None and bool(self._automaton.find_matches_as_indexes(normalise(text)))
+        return self._automaton is not None and bool(self._automaton.find_matches_as_indexes(normalise(text).encode()))
+
+    def count(self, text: str) -> int:
+        """The number of matches, overlapping ones too, at the cost of a check: for the log line of a
+        refused question, which can be 250 KB a request (`spans` reads a character at a time)."""
+        if self._automaton is None:
+            return 0
+        return len(self._automaton.find_matches_as_indexes(normalise(text).encode(), overlapping=True))
 
     def spans(self, text: str) -> list[tuple[int, int]]:
         """Every match, overlapping ones too, as [start, end) in `text`; separators inside a match are
@@ -38,8 +47,9 @@ class WordList:
         if self._automaton is None:
             return []
         reading, origins = positions(text)
-        found = self._automaton.find_matches_as_indexes(reading, overlapping=True)
-        return [(origins[start], origins[end - 1] + 1) for _, start, end in found]
+        data = reading.encode()
+        found = self._automaton.find_matches_as_indexes(data, overlapping=True)
+        return [(origins[_chars(data, start)], origins[_chars(data, end) - 1] + 1) for _, start, end in found]
 
     def mask(self, text: str) -> tuple[str, int]:
         """`text` with every character of every match replaced by ＊, and the number of matches.
@@ -50,6 +60,11 @@ class WordList:
         if not spans and self.hits(text):  # read whole, the text differs from read a cluster at a time
             spans = [(0, len(text))]
         return masked(text, [i for start, end in spans for i in range(start, end)]), len(spans)
+
+
+def _chars(data: bytes, offset: int) -> int:
+    """The number of characters in the first `offset` bytes of UTF-8 `data` (a match's bounds)."""
+    return len(data[:offset].decode())
 
 
 def masked(text: str, indexes) -> str:

@@ -11,7 +11,7 @@ import requests
 from wechatpy.exceptions import WeChatClientException
 
 from bot.ids import log_id, valid_openid
-from bot.safety.admin import run_ban
+from bot.safety.admin import ban_action, run_ban
 from bot.safety.guard import ContentGuard
 from bot.store.apikeys import KeyStore
 from bot.store.conversation import Conversation
@@ -43,7 +43,7 @@ class AdminCommands:
         """The reply to `text` ("/name args…") from `admin`, an openid the caller found in BOT_ADMIN_OPENIDS."""
         name, *args = text[1:].split() or ["help"]
         if name.lower() == "ban" and self.guard is not None:  # its word may hold spaces, and is not logged
-            logger.info("admin %s ran /ban %s", admin, _loggable(args[0]) if args else "")
+            logger.info("admin %s ran /ban %s", admin, ban_action(args))
             return run_ban(self.guard.store, args)
         handler = getattr(self, f"do_{name.lower()}", None)
         if handler is None:

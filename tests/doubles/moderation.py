@@ -1,7 +1,8 @@
 """An OpenAI-compatible `POST /moderations` on 127.0.0.1 whose verdict a test sets.
 
-Modes: clean, flagged, slow (answers clean after `delay` seconds), garbage (200 with a body of
-another shape), error (HTTP 500). Every request is recorded with its headers.
+Modes: clean, flagged, slow (answers clean after `delay` seconds), trickle (answers clean at once,
+but its body a byte at a time over `delay` seconds: no single read waits long), garbage (200 with a
+body of another shape), error (HTTP 500). Every request is recorded with its headers.
 """
 
 from __future__ import annotations
@@ -47,6 +48,19 @@ class ModerationDouble:
                     return self.send_json(200, b'{"results": "yes"}')
                 flagged = double.mode == "flagged"
                 results = [{"flagged": flagged, "categories": {"harassment": flagged}} for _ in body.get("input", [])]
-                self.send_json(200, json.dumps({"id": "modr-1", "model": "m", "results": results}).encode())
+                answer = json.dumps({"id": "modr-1", "model": "m", "results": results}).encode()
+                if double.mode == "trickle":
+                    return self.trickle(answer, double.delay / len(answer))
+                self.send_json(200, answer)
+
+            def trickle(self, answer: bytes, pause: float) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                for i in range(len(answer)):
+                    self.wfile.write(answer[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(pause)
 
         return Handler

@@ -21,7 +21,8 @@ def test_a_follower_signs_in_sees_the_key_asks_rotates_and_signs_out(browser, po
     openid = f"oBrowser{viewport['width']:020d}"
     with app.app_context():
         key = services().keys.issue(openid)[0]
-    upstream_server.reset(piece_chars=2, chunk_delay=0.25)  # 7 pieces, 250 ms apart: the first shows once the held tail is passed
+    # 7 pieces, 250 ms apart: the first shows once the content screen's held tail is passed
+    upstream_server.reset(piece_chars=2, chunk_delay=0.25)
     with context(browser, base, viewport) as (ctx, page, watch):
         link = link_from_account(base, openid)
         page.goto(link)
