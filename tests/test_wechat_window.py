@@ -167,8 +167,9 @@ def test_failed_pushes_are_kept_for_the_next_message(service, wechat, wechat_api
     who = openid("pushfail")
     wechat_api.fail("/cgi-bin/message/custom/send", 45015)  # the follower is outside the 48 h window
     assert wechat.say(who, "q7", 9400).reply == ""
+    # The answer is recorded and owed first, then pushed: wait for the push to have been tried.
+    assert wait_for(lambda: pushes_to(wechat_api, who) == ["回答：q7"])  # tried once, refused
     assert wait_for(lambda: redis.llen(keyspace.outbox(who)) == 1 and redis.llen(keyspace.history(who)) == 2)
-    assert pushes_to(wechat_api, who) == ["回答：q7"]  # tried once, refused
     assert wechat.say(who, "继续", 9401).reply == "回答：q7"
 
 
