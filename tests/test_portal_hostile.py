@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.helpers import key_info
-from tests.portal import signed_in_client
+from tests.portal import ask_link, signed_in_client
 
 OPENID = "oHostile00000000000000000001"
 JUNK_TOKENS = ["%00" * 40, "..%2f..%2fetc%2fpasswd", "a" * 5000, "%E4%BD%A0" * 11, "%0d%0aSet-Cookie:x=1", "*" * 32]
@@ -54,3 +54,21 @@ def test_a_signed_in_page_ignores_a_forwarded_for_from_an_untrusted_peer(app, cl
         client.get(f"/login/{'H' * 31}{i % 10}", headers={"X-Forwarded-For": f"10.1.0.{i}"},
                    environ_base={"REMOTE_ADDR": "10.9.9.9"})  # fmt: skip
     assert client.get(f"/login/{'H' * 32}", environ_base={"REMOTE_ADDR": "10.9.9.9"}).status_code == 429
+
+
+def test_the_guessing_limit_counts_each_client_behind_a_proxy_named_by_its_network(make_app, config):
+    # FORWARDED_ALLOW_IPS is read as gunicorn reads it: a network trusts every proxy in it, so the clients
+    # it forwards are counted each on its own address, not all together as the proxy's (one guesser
+    # behind it would otherwise lock every follower out of signing in).
+    app = make_app({**config, "FORWARDED_ALLOW_IPS": "10.0.0.0/8, ::1"})
+    proxy = {"REMOTE_ADDR": "10.2.3.4"}
+    guesser = app.test_client()
+    for i in range(20):
+        guesser.get(f"/login/{'P' * 31}{i % 10}", headers={"X-Forwarded-For": "203.0.113.5"}, environ_base=proxy)
+    assert (
+        guesser.get(f"/login/{'P' * 32}", headers={"X-Forwarded-For": "203.0.113.5"}, environ_base=proxy).status_code
+        == 429
+    )
+    path = ask_link(app.test_client(), OPENID)
+    follower = app.test_client().get(path, headers={"X-Forwarded-For": "198.51.100.7"}, environ_base=proxy)
+    assert follower.status_code == 303  # another client behind the same proxy signs in

@@ -94,7 +94,7 @@ def test_menu_is_published_through_wechats_api(admin, wechat_api):
     [call] = wechat_api.calls_to("/cgi-bin/menu/create")
     assert call.body == json.loads(MENU_FILE.read_text(encoding="utf-8"))
     assert call.query["access_token"] == wechat_api.current_token
-    assert {b["key"] for b in call.body["button"]} == {"GET_KEY", "RESET_CHAT", "MY_USAGE"}
+    assert [b["name"] for b in call.body["button"]] == ["获取密钥", "重置对话", "我的"]
 
 
 def test_menu_failure_is_reported_to_the_admin(admin, wechat_api):

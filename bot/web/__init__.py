@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import Flask
 
 from bot.services import Services
-from bot.web import guard, redact, session
+from bot.web import doors, guard, redact, session
 from bot.web.console_cli import console_cli
 from bot.web.signins import SignIns
 
@@ -20,6 +20,7 @@ def register(app: Flask, svc: Services, exempt: list) -> None:
     from bot.web import pages, signin_views
 
     settings = svc.settings
+    doors.configure(app, [blueprint.name for blueprint in exempt])
     session.configure(app, settings.bot_secret, settings.bot_secret_previous)
     app.extensions["signins"] = SignIns(svc.redis)
     app.register_blueprint(signin_views.bp)

@@ -13,6 +13,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from bot.web import messages
+from bot.web.doors import is_door
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -24,14 +25,20 @@ csrf = CSRFProtect()
 def register(app: Flask, exempt: list[Blueprint], web: tuple[str, ...]) -> None:
     # The token lives as long as the session. No Referer check on https: the token and SameSite=Lax
     # suffice, and a browser that sends no Referer (privacy settings, in-app browsers) must still work.
-    app.config.update(WTF_CSRF_TIME_LIMIT=None, WTF_CSRF_SSL_STRICT=False)
+    # The check runs from our own hook, which lets the doors' requests (WeChat, the APIs) skip it unasked.
+    app.config.update(WTF_CSRF_TIME_LIMIT=None, WTF_CSRF_SSL_STRICT=False, WTF_CSRF_CHECK_DEFAULT=False)
     csrf.init_app(app)
     for blueprint in exempt:
         csrf.exempt(blueprint)
 
+    @app.before_request
+    def check_csrf() -> None:
+        if app.config["WTF_CSRF_ENABLED"] and not is_door(app, request.environ):
+            csrf.protect(apply_exemptions=True)
+
     @app.after_request
     def headers(response: Response) -> Response:
-        if request.blueprint in web or g.get("portal_page"):
+        if not is_door(app, request.environ) and (request.blueprint in web or g.get("portal_page")):
             secure(response)
         return response
 

@@ -24,6 +24,7 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from itsdangerous import BadSignature, SignatureExpired
 
 from bot.ids import valid_openid
+from bot.web.doors import is_door
 from bot.web.signins import SignIns
 
 SESSION_DAYS = 7
@@ -47,6 +48,8 @@ class PortalSessionInterface(SecureCookieSessionInterface):
     salt = "bot-portal-session"
 
     def open_session(self, app: Flask, request: Any) -> PortalSession | None:
+        if is_door(app, request.environ):  # /wechat, the APIs: never read, so a cookie sent along is not parsed
+            return self.session_class()
         value = request.cookies.get(self.get_cookie_name(app))
         if not value:  # WeChat's deliveries and API calls carry no cookie: nothing to build or check
             return self.session_class()

@@ -13,7 +13,7 @@ from flask import Blueprint, Response, abort, g, redirect, render_template, requ
 from werkzeug.exceptions import HTTPException
 
 from bot.services import services
-from bot.web import guard, oauth, redact
+from bot.web import guard, oauth, peers, redact
 from bot.web.session import sign_in, sign_out, sign_out_everywhere, signed_in, signins, standing
 from bot.web.signins import Redeemed
 
@@ -102,8 +102,7 @@ def logout_everywhere() -> Response:
 def client_address() -> str:
     """The client's address: the peer's, or the last X-Forwarded-For hop a trusted proxy added."""
     peer = request.remote_addr or "-"
-    proxies = services().settings.portal.proxies
-    if peer in proxies or "*" in proxies:
+    if peers.is_trusted(peer, services().settings.portal.proxies):  # a network (10.0.0.0/8) as gunicorn reads it
         hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
         return hops[-1] if hops else peer
     return peer

@@ -5,6 +5,7 @@
 const MAX_CHARS = 2000; // the spec's budget: the oldest user/assistant pairs are forgotten past it
 const READABLE = {
   40003: "问题太长了，请精简到 2000 字以内。",
+  40006: "你的问题包含本服务不接受的内容，请换个说法。",
   40102: "你的密钥已失效（可能刚更换过），请刷新页面。",
   40201: "余额不足，无法继续提问。",
   40301: "你的账号已被暂停使用。",
