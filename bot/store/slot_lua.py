@@ -101,7 +101,8 @@ class BeginTurn(Script):
     is this message's if it was handed to it, or if it is free and no earlier message waits (a free
     slot goes to the first waiting, who was not woken: its worker died, or the holder's lease ran
     out). Otherwise the message is queued, once, by its claim's lease: set when it arrived (or was
-    taken over), so the queue keeps the order the messages came in, whichever worker queues first.
+    taken over), so the queue keeps the order the messages came in, whichever worker queues first;
+    each try renews the queued claim's lease.
     Answers {'taken', used, history…} or {'queued', ms the current holder's lease or reservation has left}."""
 
     KEYS = ("busy", "history", "day", "waiting", "msg")
@@ -135,6 +136,9 @@ end
 local arrived = redis.call('HGET', msg, 'lease') or (now_ms + lease_ms)
 redis.call('ZADD', waiting, 'NX', arrived, msg_id)
 redis.call('PEXPIRE', waiting, 2 * lease_ms)
+-- Queued, its worker alive: its claim's lease is renewed (its place in the queue was set above, once),
+-- so no delivery takes it over, and asks the model again, while it waits behind a long answer.
+if redis.call('HGET', msg, 'status') == 'running' then redis.call('HSET', msg, 'lease', now_ms + lease_ms) end
 return {'queued', redis.call('PTTL', busy)}
 """
     )

@@ -50,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 NO_REPLY = "success"  # the reply that tells WeChat: nothing to show, do not retry
 DELIVERIES = 3  # WeChat's first delivery and its two retries
+RENEWALS_PER_LEASE = 3  # a question waiting for the model slot renews its claim this often per lease
 
 _FAILURE_TEXTS = {
     Failure.UPSTREAM_TIMEOUT: texts.UPSTREAM_TIMEOUT,
@@ -287,11 +288,18 @@ class Courier:
         return texts.MODERATION_UNAVAILABLE if verdict is Verdict.UNAVAILABLE else None
 
     def _wait_for_turn(self, openid: str, msg_id: str) -> Slot | None:
-        """The follower's model slot once the messages before this one are through: woken, not polling."""
-        deadline = time.monotonic() + self.conv.lease_ms / 1000
+        """The follower's model slot once the messages before this one are through: woken, not polling.
+
+        It waits as long as the slot is held: a holder renews its hold while its answer is written,
+        and a dead one's hold runs out, and then the slot is this message's or the next one's. Each
+        try renews this message's claim, so it looks again well within its lease; it gives up (None)
+        only after the claim's retention, when the message can no longer be answered anyway."""
+        lease = self.conv.lease_ms / 1000
+        deadline = time.monotonic() + max(lease, self.conv.retention)
         with self.wakeups.waiting(openid, msg_id) as waiter:
             while True:
                 slot, hold_ms = self.conv.begin_turn(openid, msg_id)
                 if slot is not None or time.monotonic() >= deadline:
                     return slot
-                waiter.sleep(min(deadline, time.monotonic() + hold_ms / 1000 + EXPIRY_MARGIN))
+                renew = time.monotonic() + lease / RENEWALS_PER_LEASE
+                waiter.sleep(min(deadline, renew, time.monotonic() + hold_ms / 1000 + EXPIRY_MARGIN))

@@ -50,6 +50,10 @@ class Behaviour:
     stream_mode: str = "ok"  # ok | cut | error
     break_after: int = 0
     ignore_stream: bool = False  # answer `stream: true` with one JSON completion, as some servers do
+    # A reasoning model: `reasoning` streamed as `reasoning_content` deltas, one every `reasoning_delay`
+    # seconds, before the answer's first content.
+    reasoning: list[str] = field(default_factory=list)
+    reasoning_delay: float = 0.0
 
 
 @dataclass
@@ -220,6 +224,9 @@ def _events(request: dict[str, Any], content: str, behaviour: Behaviour):
     step = behaviour.piece_chars
     pieces = [content[i : i + step] for i in range(0, len(content), step)]
     yield _chunk_event(request, {"role": "assistant", "content": ""}, None), ""
+    for thought in behaviour.reasoning:
+        time.sleep(behaviour.reasoning_delay)
+        yield _chunk_event(request, {"reasoning_content": thought}, None), ""
     for i, piece in enumerate(pieces):
         if behaviour.stream_mode != "ok" and i == behaviour.break_after:
             if behaviour.stream_mode == "error":
