@@ -63,3 +63,14 @@ def test_a_question_queued_behind_an_answer_longer_than_the_lease_is_answered_on
     replies = read_on(follower, "短答。", 8300)
     assert not any(texts.BUSY in r for r in replies)
     assert upstream.calls_about("新问题") == 1
+
+
+def test_a_model_that_reasons_longer_than_the_lease_is_asked_once(follower, upstream, redis):
+    # 6 s of reasoning (never shown) before the first word of the answer: the three deliveries (a silent
+    # one takes 1.5 s here) end in a placeholder after 3 s, when the lease set at the question has run out.
+    upstream.reset(reasoning=["想一想……"] * 30, reasoning_delay=0.2, answer=lambda m: "想好了。")
+    assert (deliver_three_times(follower, "难题", 8400) or "").startswith("【正在思考…】已思考")
+    replies = read_on(follower, "想好了。", 8500)  # each 继续 finds the claim alive, and waits for the answer
+    assert not any("想一想" in r for r in replies)
+    assert wait_for(lambda: history(redis) == ["难题", "想好了。"], timeout=5)
+    assert upstream.calls_about("难题") == 1

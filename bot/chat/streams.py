@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from urllib3 import BaseHTTPResponse
@@ -16,6 +18,21 @@ from bot.errors import ChatError, Failure
 logger = logging.getLogger(__name__)
 
 READ_SIZE = 64 * 1024
+
+# Called on every event an upstream streams, text or not, in the context that reads the stream: a
+# reasoning model thinks for a long while before its first word (its `reasoning_content` is never
+# passed on), and whoever waits on the stream still needs to know that it is alive.
+_activity: ContextVar[Callable[[], None] | None] = ContextVar("stream_activity", default=None)
+
+
+@contextmanager
+def on_activity(callback: Callable[[], None]) -> Iterator[None]:
+    """Call `callback` on every event of the streams read inside the block (it may raise to stop one)."""
+    token = _activity.set(callback)
+    try:
+        yield
+    finally:
+        _activity.reset(token)
 
 
 def hang_up(response: BaseHTTPResponse) -> None:
@@ -74,6 +91,8 @@ class UpstreamStream:
     def __next__(self) -> str:
         try:
             for data in self._events:
+                if (alive := _activity.get()) is not None:
+                    alive()
                 if data.strip() == "[DONE]":
                     return self._end()
                 piece = self._read(data)

@@ -28,6 +28,7 @@ from bot import metrics
 from bot.chat.core import ChatService
 from bot.chat.dialogue import ROLES, Turn
 from bot.chat.routing import route_note
+from bot.chat.streams import on_activity
 from bot.chat.usage import estimate_tokens
 from bot.errors import ChatError, Failure
 from bot.safety.guard import ContentGuard
@@ -255,10 +256,10 @@ class Courier:
             return Answer(refusal, None)
         started, payer = time.monotonic(), TurnAllowance(self.daily_tokens, slot.used_today)
         dialogue = [Turn(ROLES[i % 2], content) for i, content in enumerate(slot.history)]
+        writer = self._writer(openid, msg_id, writing)
         try:
-            written = self._writer(openid, msg_id, writing).write(
-                self.chat.stream([*dialogue, Turn("user", question)], payer)
-            )
+            with on_activity(writer.alive):  # reasoning too renews the lease (writer.py)
+                written = writer.write(self.chat.stream([*dialogue, Turn("user", question)], payer))
         except ChatError as error:
             logger.info("wechat %s msg %s failed: %s%s", openid, msg_id, error.failure.name, route_note())
             return Answer(_FAILURE_TEXTS.get(error.failure, texts.UPSTREAM_FAILED), None)
