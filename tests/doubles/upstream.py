@@ -216,7 +216,9 @@ def _chunk_event(request: dict[str, Any], delta: dict[str, str], finish_reason: 
         "model": request.get("model", ""),
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
     }
-    return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode()
+    # A lone surrogate (half an emoji, as a server that splits one between two events sends it) goes out
+    # as its JSON escape, \ud83d: the one way JSON can carry it.
+    return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode("utf-8", "backslashreplace")
 
 
 def _events(request: dict[str, Any], content: str, behaviour: Behaviour):
