@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from urllib3 import BaseHTTPResponse
@@ -16,6 +19,37 @@ from bot.errors import ChatError, Failure
 logger = logging.getLogger(__name__)
 
 READ_SIZE = 64 * 1024
+# Half of a character beyond the Basic Multilingual Plane (an emoji): a server may stream one split
+# between two events, each half a JSON escape (\ud83d, then \ude00), which json reads as lone surrogates.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def whole_characters(piece: str) -> tuple[str, str]:
+    """(`piece` with its halves of characters joined, a last first half held for the next piece): a
+    half with no other reads U+FFFD (no UTF-8, so no reply, Redis or log, can carry it); a first half
+    the stream ends on is dropped."""
+    if _SURROGATE.search(piece) is None:
+        return piece, ""
+    held = ""
+    if "\ud800" <= piece[-1] <= "\udbff":
+        piece, held = piece[:-1], piece[-1]
+    return piece.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace"), held
+
+
+# Called on every event an upstream streams, text or not, in the context that reads the stream: a
+# reasoning model thinks for a long while before its first word (its `reasoning_content` is never
+# passed on), and whoever waits on the stream still needs to know that it is alive.
+_activity: ContextVar[Callable[[], None] | None] = ContextVar("stream_activity", default=None)
+
+
+@contextmanager
+def on_activity(callback: Callable[[], None]) -> Iterator[None]:
+    """Call `callback` on every event of the streams read inside the block (it may raise to stop one)."""
+    token = _activity.set(callback)
+    try:
+        yield
+    finally:
+        _activity.reset(token)
 
 
 def hang_up(response: BaseHTTPResponse) -> None:
@@ -66,6 +100,7 @@ class UpstreamStream:
         self.finish_reason = "stop"
         self._finished = False
         self._produced = False
+        self._half = ""  # the first half of a character whose second is in the next event
         self._events = _events(response)
 
     def __iter__(self) -> Iterator[str]:
@@ -74,9 +109,11 @@ class UpstreamStream:
     def __next__(self) -> str:
         try:
             for data in self._events:
+                if (alive := _activity.get()) is not None:
+                    alive()
                 if data.strip() == "[DONE]":
                     return self._end()
-                piece = self._read(data)
+                piece, self._half = whole_characters(self._half + self._read(data))
                 if piece:
                     self._produced = True
                     return piece

@@ -11,8 +11,8 @@ Per follower: `busy` (one model call at a time), `busy:waiting` (the messages wa
 order of arrival; bot/store/wakeups.py) and `outbox` (entries `t:<text>` ready to send, or
 `m:<MsgId>` for an answer still being written, in order; neither leaves this package).
 Every step is one Lua script over one follower's keys, all in one hash slot (conversation_lua.py,
-slot_lua.py). A reply made of what the follower is owed is stored as what it was made of and worded
-when read, by the `word` the WeChat door gives: no wording goes into a script.
+slot_lua.py, turn_lua.py). A reply made of what the follower is owed is stored as what it was made of
+and worded when read, by the `word` the WeChat door gives: no wording goes into a script.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ from bot.store.conversation_lua import (
 from bot.store.keyspace import DAY_TTL
 from bot.store.limits import WINDOW_MS, now_ms, request_member
 from bot.store.owed import OWED, OwedReply
-from bot.store.slot_lua import BeginTurn, Begun, Finished, FinishTurn, ReleaseSlot, Slot
+from bot.store.slot_lua import BeginTurn, Begun, ReleaseSlot, Slot
+from bot.store.turn_lua import Finished, FinishTurn
 from bot.store.usage import follower_history
 from bot.store.wakeups import CHANNEL, waiting
 

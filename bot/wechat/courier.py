@@ -19,24 +19,18 @@ import logging
 import secrets
 import threading
 import time
-from dataclasses import dataclass
 
 import gevent
 from gevent import monkey
 
 from bot import metrics
 from bot.chat.core import ChatService
-from bot.chat.dialogue import ROLES, Turn
-from bot.chat.routing import route_note
-from bot.chat.usage import estimate_tokens
-from bot.errors import ChatError, Failure
 from bot.safety.guard import ContentGuard
-from bot.safety.moderation import Verdict
 from bot.store.conversation import Conversation, Slot
 from bot.store.drafts import Drafts
-from bot.store.quota import TurnAllowance
-from bot.store.wakeups import EXPIRY_MARGIN, Wakeups
+from bot.store.wakeups import Wakeups
 from bot.wechat import texts
+from bot.wechat.answering import Answer, Answerer
 from bot.wechat.client import SharedTokenClient
 from bot.wechat.deadline import ReplyClock
 from bot.wechat.partials import Partials
@@ -44,35 +38,17 @@ from bot.wechat.parts import split_parts
 from bot.wechat.protocol import xml_text
 from bot.wechat.pushes import MAX_PUSHES, Pusher
 from bot.wechat.waits import POLL_SECONDS, LocalWaits
-from bot.wechat.writer import CHECKPOINT_SECONDS, Lost, Writer, Writing
+from bot.wechat.writer import Lost, Writing
 
 logger = logging.getLogger(__name__)
 
 NO_REPLY = "success"  # the reply that tells WeChat: nothing to show, do not retry
 DELIVERIES = 3  # WeChat's first delivery and its two retries
 
-_FAILURE_TEXTS = {
-    Failure.UPSTREAM_TIMEOUT: texts.UPSTREAM_TIMEOUT,
-    Failure.QUOTA_EXHAUSTED: texts.DAILY_CAP,
-    Failure.RATE_LIMITED: texts.RATE_LIMITED,
-    Failure.SERVICE_UNAVAILABLE: texts.BUSY,
-}
-
-
-@dataclass(frozen=True)
-class Answer:
-    text: str
-    charge: int | None  # tokens to charge; None: the call failed and records no turn
-    cut_off: bool = False  # the model stopped after writing `text`
-    shown: int = 0  # characters of it handed out while it was written
-    pushes: int = 0  # customer-service pushes sent while it was written
-    # A banned word in it and BOT_SENSITIVE_ANSWER_ACTION=block: `text` stops before the word, and
-    # the answer is what was handed out of it (nothing, when it was ready in time) and the notice.
-    withheld: bool = False
-
 
 class Courier:
-    """Runs each message's one model call and brings its reply to the deliveries that wait for it."""
+    """Runs each message's one model call (bot/wechat/answering.py) and brings its reply to the deliveries
+    that wait for it."""
 
     def __init__(
         self, conversation: Conversation, chat: ChatService, wakeups: Wakeups, client: SharedTokenClient | None,
@@ -80,18 +56,18 @@ class Courier:
         partials: Partials, clock: ReplyClock, guard: ContentGuard | None = None,
     ):  # fmt: skip
         self.conv = conversation
-        self.chat = chat
-        self.wakeups = wakeups  # wakes a question waiting for the follower's model slot
         self.client = client  # WeChat's API, for customer-service pushes (None: not configured)
         self.waits = waits
-        self.window = window  # seconds a delivery waits for the reply (BOT_WECHAT_WINDOW)
         self.push_mode = push_mode  # customer_service: answers are pushed, not left for 继续
-        self.daily_tokens = daily_tokens  # a follower's free chat tokens per day
-        self.guard = guard  # moderation of the question, banned words in the answer
         self.drafts = drafts  # answers' checkpoints while they are written
         self.partials = partials  # shows them before they are complete (BOT_WECHAT_PARTIAL)
         self.clock = clock  # when a delivery decides, so its reply is in time under load too
         self.pusher = Pusher(conversation, client)
+        # The model call itself: the question's turn, moderation, the answer read as it is written.
+        self.answerer = Answerer(
+            conversation, chat, wakeups, drafts, self.pusher if push_mode and client else None, window=window,
+            daily_tokens=daily_tokens, guard=guard,
+        )  # fmt: skip
 
     # --- deliveries -------------------------------------------------------------------------
 
@@ -199,7 +175,7 @@ class Courier:
     def _run(self, openid: str, msg_id: str, question: str, slot: Slot | None, writing: Writing, recovered: bool):
         reply, key = None, f"{openid}:{msg_id}"
         try:
-            answer = self._answer(openid, msg_id, question, slot, writing, recovered)
+            answer = self.answerer.answer(openid, msg_id, question, slot, writing, recovered)
             if answer is not None:
                 reply = self._finish(openid, msg_id, question, answer, writing.run)
         except Lost:
@@ -235,63 +211,3 @@ class Courier:
             finally:
                 self.conv.release(openid, msg_id)
         return finished.reply
-
-    def _answer(
-        self, openid: str, msg_id: str, question: str, slot: Slot | None, writing: Writing, recovered: bool
-    ) -> Answer | None:
-        """The answer, read as the model writes it (None: another run finished the message)."""
-        if recovered:  # its worker died: what was shown of its answer must not be shown again
-            adopted = self.drafts.adopt(openid, msg_id, writing.run)
-            if adopted.state == "gone":
-                return None
-            if adopted.state == "resume":
-                return Answer(adopted.text, estimate_tokens(adopted.text), cut_off=True, shown=adopted.shown)
-        slot = slot or self._wait_for_turn(openid, msg_id)
-        if slot is None:
-            return Answer(texts.BUSY, None)
-        refusal = self._moderation_refusal(openid, question)
-        if refusal is not None:
-            return Answer(refusal, None)
-        started, payer = time.monotonic(), TurnAllowance(self.daily_tokens, slot.used_today)
-        dialogue = [Turn(ROLES[i % 2], content) for i, content in enumerate(slot.history)]
-        try:
-            written = self._writer(openid, msg_id, writing).write(
-                self.chat.stream([*dialogue, Turn("user", question)], payer)
-            )
-        except ChatError as error:
-            logger.info("wechat %s msg %s failed: %s%s", openid, msg_id, error.failure.name, route_note())
-            return Answer(_FAILURE_TEXTS.get(error.failure, texts.UPSTREAM_FAILED), None)
-        if written.cut_off:
-            logger.info("wechat %s msg %s: the model stopped after %d characters", openid, msg_id, len(written.text))
-        # With several upstreams the line names the one that answered (and any that failed): INFO.
-        note = route_note()
-        level = logging.INFO if note else logging.DEBUG
-        logger.log(level, "wechat %s msg %s answered in %.1fs%s", openid, msg_id, time.monotonic() - started, note)
-        return Answer(written.text, payer.charged, written.cut_off, written.shown, written.pushes, written.withheld)
-
-    def _writer(self, openid: str, msg_id: str, writing: Writing) -> Writer:
-        """The answer's writer: banned words masked or blocked in the text as it arrives, before any
-        of it is checkpointed, shown, pushed or recorded."""
-        screen = self.guard.stream_screen("wechat", f"openid={openid}", "") if self.guard else None
-        return Writer(
-            self.drafts, openid, msg_id, writing, time.monotonic() + max(self.window, CHECKPOINT_SECONDS),
-            push=(lambda text: self.pusher.send(openid, text)) if self.push_mode and self.client else None,
-            pushes_allowed=MAX_PUSHES, screen=screen,
-        )  # fmt: skip
-
-    def _moderation_refusal(self, openid: str, question: str) -> str | None:
-        """The reply instead of an answer if moderation refuses the question (its time is the window's)."""
-        verdict = self.guard.moderate([question], "wechat", f"openid={openid}") if self.guard else Verdict.CLEAN
-        if verdict is Verdict.FLAGGED:
-            return texts.QUESTION_REFUSED
-        return texts.MODERATION_UNAVAILABLE if verdict is Verdict.UNAVAILABLE else None
-
-    def _wait_for_turn(self, openid: str, msg_id: str) -> Slot | None:
-        """The follower's model slot once the messages before this one are through: woken, not polling."""
-        deadline = time.monotonic() + self.conv.lease_ms / 1000
-        with self.wakeups.waiting(openid, msg_id) as waiter:
-            while True:
-                slot, hold_ms = self.conv.begin_turn(openid, msg_id)
-                if slot is not None or time.monotonic() >= deadline:
-                    return slot
-                waiter.sleep(min(deadline, time.monotonic() + hold_ms / 1000 + EXPIRY_MARGIN))

@@ -85,12 +85,17 @@ def receive() -> Response:
     delivery = protocol.read(request.args, body)
     g.openid = delivery.message.source  # the request's log line names the follower
     observe.note_content(str(getattr(delivery.message, "content", "") or ""))
+    clock = current_app.extensions["dispatcher"].courier.clock
+    clock.begin()
     text = _reply(protocol, delivery, arrived)
     if text is None:
         # Not ready within this delivery's window: stay silent past WeChat's deadline, so that it sends
         # the message again (any reply now, even an empty one, would end the retries).
         time.sleep(max(0.0, arrived + services().settings.wechat_timeout + 1.0 - time.monotonic()))
         return _plain("")
-    if text == NO_REPLY:
-        return _plain("success")
-    return Response(protocol.render(delivery, text), mimetype="application/xml")
+    response = (
+        _plain("success") if text == NO_REPLY else Response(protocol.render(delivery, text), mimetype="application/xml")
+    )
+    # Once written out: how late a reply decided at its deadline left (bot/wechat/deadline.py).
+    response.call_on_close(clock.sent)
+    return response

@@ -104,6 +104,12 @@ class Writer:
         withheld = self.screen is not None and self.screen.blocked
         return Written(self.writing.text, cut_off, self.shown, self.pushes, withheld)
 
+    def alive(self) -> None:
+        """The model sent something, perhaps only reasoning that is never shown: checkpoint when due, so
+        the claim's lease is renewed while it thinks as while it writes."""
+        if time.monotonic() >= self.due:
+            self.checkpoint()
+
     def _add(self, text: str) -> None:
         if text:
             self.writing.add(text)

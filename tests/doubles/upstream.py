@@ -50,6 +50,10 @@ class Behaviour:
     stream_mode: str = "ok"  # ok | cut | error
     break_after: int = 0
     ignore_stream: bool = False  # answer `stream: true` with one JSON completion, as some servers do
+    # A reasoning model: `reasoning` streamed as `reasoning_content` deltas, one every `reasoning_delay`
+    # seconds, before the answer's first content.
+    reasoning: list[str] = field(default_factory=list)
+    reasoning_delay: float = 0.0
 
 
 @dataclass
@@ -212,7 +216,9 @@ def _chunk_event(request: dict[str, Any], delta: dict[str, str], finish_reason: 
         "model": request.get("model", ""),
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
     }
-    return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode()
+    # A lone surrogate (half an emoji, as a server that splits one between two events sends it) goes out
+    # as its JSON escape, \ud83d: the one way JSON can carry it.
+    return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n".encode("utf-8", "backslashreplace")
 
 
 def _events(request: dict[str, Any], content: str, behaviour: Behaviour):
@@ -220,6 +226,9 @@ def _events(request: dict[str, Any], content: str, behaviour: Behaviour):
     step = behaviour.piece_chars
     pieces = [content[i : i + step] for i in range(0, len(content), step)]
     yield _chunk_event(request, {"role": "assistant", "content": ""}, None), ""
+    for thought in behaviour.reasoning:
+        time.sleep(behaviour.reasoning_delay)
+        yield _chunk_event(request, {"reasoning_content": thought}, None), ""
     for i, piece in enumerate(pieces):
         if behaviour.stream_mode != "ok" and i == behaviour.break_after:
             if behaviour.stream_mode == "error":
