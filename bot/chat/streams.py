@@ -42,14 +42,14 @@ def _whole(response: BaseHTTPResponse) -> Iterator[str]:
     yield "[DONE]"
 
 
-def _events(response: BaseHTTPResponse) -> Iterator[str]:
+def _events(response: BaseHTTPResponse, label: str) -> Iterator[str]:
     whole = response.headers.get("Content-Type", "").split(";")[0].strip() == "application/json"
     try:
         yield from _whole(response) if whole else iter_data(_arrivals(response))
     except (ReadTimeoutError, TimeoutError):
         raise ChatError(Failure.UPSTREAM_TIMEOUT, "no new text within OPENAI_TIMEOUT") from None
     except (HTTPError, OSError) as exc:
-        logger.warning("upstream stream broke: %s", type(exc).__name__)
+        logger.warning("%s stream broke: %s", label, type(exc).__name__)
         raise ChatError(Failure.UPSTREAM_FAILED, "connection lost mid-answer") from None
 
 
@@ -61,12 +61,13 @@ class UpstreamStream:
     upstream, which is how an OpenAI-compatible server learns to stop generating.
     """
 
-    def __init__(self, response: BaseHTTPResponse):
+    def __init__(self, response: BaseHTTPResponse, label: str = "upstream"):
         self.response = response
+        self.label = label  # "upstream <name>" in its warnings
         self.finish_reason = "stop"
         self._finished = False
         self._produced = False
-        self._events = _events(response)
+        self._events = _events(response, label)
 
     def __iter__(self) -> Iterator[str]:
         return self
@@ -102,7 +103,7 @@ class UpstreamStream:
             delta = choices[0].get("delta") or {}
             content, finish = delta.get("content"), choices[0].get("finish_reason")
         except (ValueError, TypeError, AttributeError, IndexError):
-            logger.warning("upstream streamed a malformed event (%d characters)", len(data))
+            logger.warning("%s streamed a malformed event (%d characters)", self.label, len(data))
             raise ChatError(Failure.UPSTREAM_FAILED, "malformed stream event") from None
         if finish:
             self.finish_reason, self._finished = str(finish), True
