@@ -241,6 +241,19 @@ def test_an_unknown_model_is_404_model_not_found_as_openai_answers_and_costs_not
     assert unknown_key.status_code == 401  # who asks is settled before what they ask for
 
 
+def test_an_unknown_model_is_refused_before_the_keys_rate_limit_counts_it(config, make_app, upstream, issue_key):
+    entries = [{"name": "primary", "base_url": upstream.url, "models": ["fast"]}]
+    app = make_app({**config, "BOT_UPSTREAMS": json.dumps(entries), "BOT_RATE_KEY_RPM": "2"})
+    client, key = app.test_client(), issue_key()
+    for stream in (False, True, False):  # a typo, retried: none of them is a request the key made
+        assert ask_openai(client, key, "q", model="fsat", stream=stream).status_code == 404
+    assert key_info(app, key).used == 0
+    for _ in range(2):  # the key's two requests a minute are all still there
+        assert ask_openai(client, key, "q", model="fast").get_json()["choices"][0]["message"]["content"] == "回答：q"
+    assert ask_openai(client, key, "q", model="fast").status_code == 429
+    assert upstream.calls == 2
+
+
 def test_readyz_stays_about_this_service_when_every_upstream_is_down(config, make_app):
     app = make_app({**config, "OPENAI_BASE_URL": f"{refusing_url()},{refusing_url()}"})
     assert app.test_client().get("/readyz").status_code == 200

@@ -45,7 +45,8 @@ def _serve(api_key: ApiKey, req: ChatRequest) -> Response:
     note_content(req.turns[-1].content)
     who, system = log_id(api_key.fingerprint), req.options.system
     svc.guard.check_question([*([system] if system else []), *(t.content for t in req.turns)], "v1", who)
-    # The router refuses an unknown model once the reservation has found the key (a 401 comes first).
+    if not svc.models.serves(req.model):
+        _refuse_model(api_key, req.model)
     options = replace(req.options, route=svc.models.route(req.model))
     payer = key_payer(api_key, req.user)
     if req.stream:
@@ -55,6 +56,16 @@ def _serve(api_key: ApiKey, req: ChatRequest) -> Response:
     completion = svc.guard.screen_completion(svc.chat.complete(req.turns, payer, options), "v1", who, "")
     note_answer(completion.id, completion.usage.total_tokens)  # on the request's one log line
     return json_response(openai_completion(completion, req.model))
+
+
+def _refuse_model(api_key: ApiKey, model: str) -> None:
+    """404 model_not_found, as OpenAI answers, before anything is reserved or counted: no rate-limit
+    hit, no refund. Who asks is still settled first (a bad key is 401), with the one Redis read
+    `key_required` makes, paid only by a request naming no served model."""
+    keys = services().keys
+    if not keys.active(api_key.fingerprint) and not keys.adopt(api_key.key):
+        raise ChatError(Failure.INVALID_KEY)
+    raise ChatError(Failure.MODEL_NOT_FOUND, f"the model {shown(model)} does not exist; see GET /v1/models")
 
 
 def _model(model_id: str) -> Model:
