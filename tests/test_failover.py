@@ -12,6 +12,7 @@ import pytest
 from bot.chat.sse import iter_data
 from bot.chat.usage import estimate_tokens
 from bot.services import services
+from bot.wechat import texts
 from tests.conftest import ACCOUNT
 from tests.doubles.upstream import refusing_url
 from tests.follower import Follower, flask_post, recorded
@@ -116,6 +117,19 @@ def test_a_primary_that_dies_after_three_tokens_is_a_mid_stream_failure_not_a_sp
     assert text == "回答："  # the three tokens it sent, and nothing from the backup after them
     assert backup.calls == 0
     assert spent(app, key) == charge_of("一二三四五", "回答：")
+
+
+def test_on_wechat_a_primary_that_dies_after_three_tokens_gives_the_written_text_cut_off_not_a_spliced_answer(
+    config, make_app, upstream, backup
+):
+    upstream.reset(stream_mode="cut", break_after=3, piece_chars=1)  # 回, 答, ： then the body ends
+    app = make_app(two_upstreams(config, upstream.url, backup.url))
+    follower = Follower(flask_post(app.test_client()), ACCOUNT, "oFailover000000000000000002")
+    assert follower.say("一二三四五") == "回答：" + texts.CUT_OFF  # what it wrote, said to be cut off
+    assert backup.calls == 0
+    assert recorded(app.extensions["bot"].redis, follower.openid)
+    with app.app_context():  # charged once, for what it wrote
+        assert services().conversation.used_today(follower.openid) == charge_of("一二三四五", "回答：")
 
 
 def test_a_failing_primary_is_skipped_for_its_cool_down_then_one_request_finds_it_recovered(
