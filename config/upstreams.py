@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +55,9 @@ def read_upstreams(read: Reader, api_key: str, defaults: Defaults) -> tuple[Upst
     if inline:
         return _entries("BOT_UPSTREAMS", _json("BOT_UPSTREAMS", inline), read, defaults)
     if path:
-        return _entries("BOT_UPSTREAMS_FILE", _file(path), read, defaults)
+        data = _file(path)
+        _check_mode(Path(path), data)
+        return _entries("BOT_UPSTREAMS_FILE", data, read, defaults)
     return _short_form(read, api_key, defaults)
 
 
@@ -94,6 +97,22 @@ def _file(path: str) -> Any:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:  # says where, never what
         raise ConfigError("BOT_UPSTREAMS_FILE", f"is not valid TOML ({error})") from None
+
+
+def _check_mode(path: Path, data: Any) -> None:
+    """Refuse a file other users of the host may change (they would send every question, and our
+    keys, to a server of theirs), or read when it holds keys itself (api_key rather than api_key_env)."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & stat.S_IWOTH:
+        raise ConfigError("BOT_UPSTREAMS_FILE", f"is writable by every user of the host (mode {mode:04o}): chmod o-w")
+    entries = data.get("upstreams") if isinstance(data, dict) else data
+    keys = isinstance(entries, list) and any(isinstance(e, dict) and e.get("api_key") for e in entries)
+    if keys and mode & stat.S_IROTH:
+        raise ConfigError(
+            "BOT_UPSTREAMS_FILE",
+            f"holds api_key values and is readable by every user of the host (mode {mode:04o}): "
+            "chmod 600 it, or name the keys' variables with api_key_env",
+        )
 
 
 def _entries(source: str, data: Any, read: Reader, defaults: Defaults) -> tuple[UpstreamSpec, ...]:
