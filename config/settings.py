@@ -199,8 +199,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 def _lease(read: Reader, upstreams: tuple[UpstreamSpec, ...], timeout: float) -> float:
     """A claim outlives its model call by a margin; a worker that died mid-call frees it this late.
     With several upstreams the call is the failover chain: each one's timeout, one after another."""
-    if len(upstreams) == 1:
-        return read.float("BOT_LEASE_SECONDS", timeout + 30, 1.0, 3600.0)
+    if len(upstreams) == 1:  # its own timeout: a BOT_UPSTREAMS entry's may be longer than OPENAI_TIMEOUT
+        return read.float("BOT_LEASE_SECONDS", upstreams[0].timeout + 30, 1.0, 3600.0)
     chain = sum(u.timeout for u in upstreams)
     lease = read.float("BOT_LEASE_SECONDS", chain + 30, 1.0, 3600.0)
     if lease <= chain:  # a WeChat message would be taken over, and asked again, while still failing over

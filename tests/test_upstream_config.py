@@ -165,6 +165,11 @@ def test_the_lease_outlives_the_whole_failover_chain():
     assert error.value.name == "BOT_LEASE_SECONDS" and "timeouts added up (100s)" in str(error.value)
 
 
+def test_the_lease_of_a_single_listed_upstream_outlives_its_own_timeout():
+    slow = upstreams({"name": "local", "base_url": "http://127.0.0.1:11434/v1", "timeout": 300})
+    assert load_settings(slow).lease_seconds == 330  # not OPENAI_TIMEOUT's 60 + 30: claims would lapse mid-call
+
+
 def test_failure_count_and_cool_down_are_settings():
     settings = load_settings({**GOOD, "BOT_UPSTREAM_FAILURES": "5", "BOT_UPSTREAM_COOLDOWN": "12.5"})
     assert (settings.upstream_failures, settings.upstream_cooldown) == (5, 12.5)
