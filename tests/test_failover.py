@@ -5,6 +5,7 @@ request; a primary that keeps failing is skipped for a cool-down, then tried aga
 from __future__ import annotations
 
 import json
+import time
 
 import openai
 import pytest
@@ -85,6 +86,20 @@ def test_every_door_is_answered_by_the_backup_and_charged_once(config, make_app,
     assert backup.calls == 5
     assert upstream.calls == (0 if failure == "refused" else 5)  # each request tried it once, then moved on
     assert all(r.headers["Authorization"] == f"Bearer {BACKUP_KEY}" for r in backup.received)
+
+
+def test_a_primary_that_keeps_the_stream_alive_but_writes_no_text_is_failed_over_at_its_timeout(
+    config, make_app, upstream, backup, issue_key
+):
+    upstream.reset(keepalive=30, chunk_delay=0.1)  # a comment every 0.1 s for 3 s: each read is well in time
+    app = make_app(two_upstreams(config, upstream.url, backup.url, BOT_UPSTREAM_FAILURES="100"))
+    client, key = app.test_client(), issue_key()
+    started = time.monotonic()
+    assert streamed_text(ask(client, key, "q1", stream=True)) == "备用：q1"
+    assert time.monotonic() - started < 1.5  # the primary's 0.4 s, not its 3 s of comments
+    assert Follower(flask_post(client), ACCOUNT, "oFailover000000000000000003").say("q2") == "备用：q2"
+    assert upstream.calls == backup.calls == 2
+    assert spent(app, key) == charge_of("q1", "备用：q1")
 
 
 def test_a_4xx_about_the_request_is_not_sent_to_the_backup_and_costs_nothing(

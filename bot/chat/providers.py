@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -160,7 +161,8 @@ class OpenAIProvider:
     ) -> Pieces:
         """The answer as the upstream streams it (`stream: true`), over the same connection pool."""
         body = {**self._body(messages, max_tokens, sampling), "stream": True}
-        return UpstreamStream(self._post(body, stream=True), self.label)
+        first_by = time.monotonic() + self.timeout.read_timeout  # its first text, whatever comes before
+        return UpstreamStream(self._post(body, stream=True), self.label, first_by)
 
     def close(self) -> None:
         self.pool.clear()

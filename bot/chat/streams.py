@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,9 +26,10 @@ def hang_up(response: BaseHTTPResponse) -> None:
     response.release_conn()
 
 
-def _arrivals(response: BaseHTTPResponse) -> Iterator[bytes]:
+def _arrivals(response: BaseHTTPResponse, stream: UpstreamStream) -> Iterator[bytes]:
     """The body's bytes as they arrive: read1 returns whatever is there instead of waiting for more."""
     while chunk := response.read1(READ_SIZE, decode_content=True):
+        stream.check_first_text()
         yield chunk
 
 
@@ -42,10 +45,11 @@ def _whole(response: BaseHTTPResponse) -> Iterator[str]:
     yield "[DONE]"
 
 
-def _events(response: BaseHTTPResponse, label: str) -> Iterator[str]:
+def _events(response: BaseHTTPResponse, stream: UpstreamStream) -> Iterator[str]:
     whole = response.headers.get("Content-Type", "").split(";")[0].strip() == "application/json"
+    label = stream.label
     try:
-        yield from _whole(response) if whole else iter_data(_arrivals(response))
+        yield from _whole(response) if whole else iter_data(_arrivals(response, stream))
     except (ReadTimeoutError, TimeoutError):
         raise ChatError(Failure.UPSTREAM_TIMEOUT, "no new text within OPENAI_TIMEOUT") from None
     except (HTTPError, OSError) as exc:
@@ -61,13 +65,22 @@ class UpstreamStream:
     upstream, which is how an OpenAI-compatible server learns to stop generating.
     """
 
-    def __init__(self, response: BaseHTTPResponse, label: str = "upstream"):
+    def __init__(self, response: BaseHTTPResponse, label: str = "upstream", first_by: float = math.inf):
         self.response = response
         self.label = label  # "upstream <name>" in its warnings
+        # The time.monotonic() by which its first text must come. The read timeout alone is per read:
+        # keep-alive comments or empty events, each within it, would hold the call (and a failover,
+        # and a WeChat claim's lease) for ever before a single token.
+        self.first_by = first_by
         self.finish_reason = "stop"
         self._finished = False
         self._produced = False
-        self._events = _events(response, label)
+        self._events = _events(response, self)
+
+    def check_first_text(self) -> None:
+        """ChatError (a timeout, so the next upstream is asked) once the first text is overdue."""
+        if not self._produced and time.monotonic() > self.first_by:
+            raise ChatError(Failure.UPSTREAM_TIMEOUT, "no answer text within its timeout")
 
     def __iter__(self) -> Iterator[str]:
         return self

@@ -50,6 +50,7 @@ class Behaviour:
     stream_mode: str = "ok"  # ok | cut | error
     break_after: int = 0
     ignore_stream: bool = False  # answer `stream: true` with one JSON completion, as some servers do
+    keepalive: int = 0  # comments (`: keep-alive`) a stream sends, `chunk_delay` apart, before its first event
 
 
 @dataclass
@@ -174,6 +175,9 @@ class UpstreamDouble:
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
                 try:
+                    for _ in range(behaviour.keepalive):  # as proxies do while a model has not started
+                        time.sleep(behaviour.chunk_delay)
+                        self._chunk(b": keep-alive\n\n")
                     for event, piece in _events(body, content, behaviour):
                         time.sleep(behaviour.chunk_delay if piece else 0)
                         self._chunk(event)
