@@ -283,6 +283,22 @@ def test_an_unknown_model_is_refused_before_the_keys_rate_limit_counts_it(config
     assert upstream.calls == 2
 
 
+def test_a_request_that_names_no_model_takes_the_default_route_when_upstreams_list_names(
+    config, make_app, upstream, backup, issue_key
+):
+    entries = [  # OPENAI_MODEL (test-model) is listed by neither
+        {"name": "primary", "base_url": upstream.url, "models": ["fast"]},
+        {"name": "backup", "base_url": backup.url},
+    ]
+    app = make_app({**config, "BOT_UPSTREAMS": json.dumps(entries)})
+    client, key = app.test_client(), issue_key()
+    upstream.reset(status=500)
+    unnamed = client.post(OPENAI_URL, json={"messages": one("q")}, headers=bearer(key))
+    assert unnamed.status_code == 200 and unnamed.get_json()["choices"][0]["message"]["content"] == "备用：q"
+    assert unnamed.get_json()["model"] == "test-model"
+    assert ask_openai(client, key, "q", model="test-model").status_code == 404  # named, and served by none
+
+
 def test_readyz_stays_about_this_service_when_every_upstream_is_down(config, make_app):
     app = make_app({**config, "OPENAI_BASE_URL": f"{refusing_url()},{refusing_url()}"})
     assert app.test_client().get("/readyz").status_code == 200
