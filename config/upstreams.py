@@ -23,6 +23,11 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")  # a /metrics label and 
 _MODEL = re.compile(r"[!-~]{1,256}")  # printable ASCII without spaces, as model names are
 _KEY = re.compile(r"[!-~]*")  # sent in a header: a line break would forge another
 FIELDS = ("name", "base_url", "api_key", "api_key_env", "model", "priority", "weight", "timeout", "models")
+# The service's own secrets: an api_key_env naming one would send it to the upstream in every request.
+OWN_SECRETS = frozenset(
+    ("BOT_SECRET", "BOT_SECRET_PREVIOUS", "BOT_METRICS_TOKEN", "BOT_MODERATION_API_KEY", "REDIS_URL", "WECHAT_TOKEN",
+     "WECHAT_AES_KEY", "WECHAT_AES_KEY_PREVIOUS", "WECHAT_SECRET", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY")
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -190,6 +195,8 @@ def _api_key(entry: Entry, read: Reader) -> str:
     if variable is not None:
         if not isinstance(variable, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", variable):
             raise entry.error("field api_key_env must name an environment variable")
+        if variable in OWN_SECRETS:
+            raise entry.error(f"field api_key_env names {variable}, one of the service's own credentials")
         key = read.str(variable)
         if not key:
             raise entry.error(f"field api_key_env names {variable}, which is not set")

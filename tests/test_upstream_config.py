@@ -117,6 +117,16 @@ GOOD_ENTRY = {"name": "backup", "base_url": "http://b.local/v1", "api_key": SECR
             "BOT_UPSTREAMS[1] (backup)",
             "field api_key_env names NOPE_KEY, which is not set",
         ),
+        (
+            {"api_key": None, "api_key_env": "BOT_SECRET"},  # set in GOOD: it would go upstream as a Bearer token
+            "BOT_UPSTREAMS[1] (backup)",
+            "field api_key_env names BOT_SECRET, one of the service's own credentials",
+        ),
+        (
+            {"api_key": None, "api_key_env": "WECHAT_AES_KEY"},
+            "BOT_UPSTREAMS[1] (backup)",
+            "field api_key_env names WECHAT_AES_KEY, one of the service's own credentials",
+        ),
         ({"models": "fast"}, "BOT_UPSTREAMS[1] (backup)", "field models must be a list of model names"),
         ({"model": "two words"}, "BOT_UPSTREAMS[1] (backup)", "field model must be a model name"),
     ],
