@@ -180,6 +180,22 @@ def test_a_trial_that_fails_sends_it_back_to_its_cool_down(config, make_app, ups
     assert upstream.calls == 2
 
 
+def test_when_every_upstream_is_cooling_down_they_are_still_tried_rather_than_refused_untried(
+    config, make_app, upstream, backup, issue_key
+):
+    upstream.reset(status=500)
+    backup.reset(status=503)
+    settings = {"BOT_UPSTREAM_FAILURES": "1", "BOT_UPSTREAM_COOLDOWN": "600"}
+    app = make_app(two_upstreams(config, upstream.url, backup.url, **settings))
+    client, key = app.test_client(), issue_key()
+    assert ask(client, key, "a").status_code == 502
+    assert (state_of(app, "primary"), state_of(app, "backup")) == ("down", "down")
+    backup.reset(answer=lambda messages: "备用：" + messages[-1]["content"])  # recovered, its cool-down far off
+    assert ask(client, key, "b").get_json()["choices"][0]["message"]["content"] == "备用：b"
+    assert (upstream.calls, backup.calls) == (2, 1) and state_of(app, "backup") == "up"
+    assert spent(app, key) == charge_of("b", "备用：b")
+
+
 def state_of(app, name: str) -> str:
     response = app.test_client().get("/healthz?upstreams=1")
     return {u["name"]: u["state"] for u in response.get_json()["upstreams"]}[name]
