@@ -102,6 +102,17 @@ def test_a_primary_that_keeps_the_stream_alive_but_writes_no_text_is_failed_over
     assert spent(app, key) == charge_of("q1", "备用：q1")
 
 
+def test_a_primary_whose_first_text_is_due_mid_read_is_failed_over_when_it_is_due_not_a_read_later(
+    config, make_app, upstream, backup, issue_key
+):
+    upstream.reset(keepalive=1, chunk_delay=0.9, piece_chars=100)  # a comment at 0.9 s, its text at 1.8 s
+    app = make_app(two_upstreams(config, upstream.url, backup.url, primary_timeout=1.0))
+    client, key = app.test_client(), issue_key()
+    started = time.monotonic()
+    assert streamed_text(ask(client, key, "q", stream=True)) == "备用：q"
+    assert time.monotonic() - started < 1.6  # its 1 s, not the 1.8 s its next read would have waited
+
+
 def test_a_4xx_about_the_request_is_not_sent_to_the_backup_and_costs_nothing(
     config, make_app, upstream, backup, issue_key
 ):

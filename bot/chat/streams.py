@@ -28,7 +28,11 @@ def hang_up(response: BaseHTTPResponse) -> None:
 
 def _arrivals(response: BaseHTTPResponse, stream: UpstreamStream) -> Iterator[bytes]:
     """The body's bytes as they arrive: read1 returns whatever is there instead of waiting for more."""
-    while chunk := response.read1(READ_SIZE, decode_content=True):
+    while True:
+        stream.bound_wait()
+        chunk = response.read1(READ_SIZE, decode_content=True)
+        if not chunk:
+            return
         stream.check_first_text()
         yield chunk
 
@@ -72,10 +76,25 @@ class UpstreamStream:
         # keep-alive comments or empty events, each within it, would hold the call (and a failover,
         # and a WeChat claim's lease) for ever before a single token.
         self.first_by = first_by
+        self._read_timeout: float | None = None  # the socket's own, while a shorter wait is in force
         self.finish_reason = "stop"
         self._finished = False
         self._produced = False
         self._events = _events(response, self)
+
+    def bound_wait(self) -> None:
+        """Until the first text, a read waits only until it is due (the socket's timeout cut to what is
+        left); from then on each read waits the read timeout again."""
+        connection = self.response.connection
+        sock = getattr(connection, "sock", None)
+        if sock is None or self.first_by == math.inf:
+            return
+        if not self._produced:
+            self._read_timeout = self._read_timeout or sock.gettimeout()
+            sock.settimeout(max(0.001, self.first_by - time.monotonic()))
+        elif self._read_timeout is not None:
+            sock.settimeout(self._read_timeout)
+            self._read_timeout = None
 
     def check_first_text(self) -> None:
         """ChatError (a timeout, so the next upstream is asked) once the first text is overdue."""
