@@ -78,7 +78,9 @@ def build_provider(settings: Settings) -> Provider:
             [
                 Upstream(
                     spec,
-                    OpenAIProvider(spec.base_url, spec.api_key, spec.model, spec.timeout, retry=not several),
+                    OpenAIProvider(
+                        spec.base_url, spec.api_key, spec.model, spec.timeout, retry=not several, label=spec.name
+                    ),
                     Health(settings.upstream_failures, settings.upstream_cooldown),
                 )
                 for spec in settings.upstreams

@@ -6,15 +6,17 @@ A bad value raises ConfigError naming the variable, and the process stops with t
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from config.across import checked_across
+from config.portal import Portal, read_portal
 from config.reader import ConfigError, Reader
+from config.safety import read_safety
 from config.upstreams import Defaults, UpstreamSpec, read_upstreams
+from config.wechat import read_wechat, valid_aes_key
 
 DEFAULT_OPENAI_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
@@ -101,34 +103,6 @@ class Limits:
     openid_rpm: int  # WeChat chat messages per minute per follower
 
 
-@dataclass(frozen=True)
-class Portal:
-    """The web portal's sign-in (docs/portal.md)."""
-
-    login_keywords: tuple[str, ...] = ("登录", "login", "控制台")  # texts that ask for a sign-in link
-    oauth: bool = False  # WECHAT_OAUTH: silent sign-in inside WeChat (网页授权, snsapi_base)
-    oauth_base_url: str = "https://open.weixin.qq.com/connect/"
-    proxies: tuple[str, ...] = ("127.0.0.1",)  # FORWARDED_ALLOW_IPS: whose X-Forwarded-For names the client
-
-
-DEFAULT_LOGIN_KEYWORDS = "登录,login,控制台"
-
-
-def _portal(read: Reader) -> Portal:
-    keywords = read.str("BOT_LOGIN_KEYWORDS", DEFAULT_LOGIN_KEYWORDS) or DEFAULT_LOGIN_KEYWORDS
-    oauth = read.choice("WECHAT_OAUTH", "0", ("0", "1")) == "1"
-    if oauth and not (read.str("WECHAT_APPID") and read.str("WECHAT_SECRET")):
-        raise ConfigError("WECHAT_OAUTH", "needs WECHAT_APPID and WECHAT_SECRET (网页授权 uses the AppSecret)")
-    base = read.url("WECHAT_OAUTH_BASE_URL", "https://open.weixin.qq.com/connect/", ("http", "https"))
-    proxies = read.str("FORWARDED_ALLOW_IPS", "127.0.0.1")
-    return Portal(
-        login_keywords=tuple(k.strip().lower() for k in keywords.split(",") if k.strip()),
-        oauth=oauth,
-        oauth_base_url=base.rstrip("/") + "/",
-        proxies=tuple(p.strip() for p in proxies.split(",") if p.strip()),
-    )
-
-
 def _limits(read: Reader) -> Limits:
     return Limits(
         daily_chat_tokens=read.int("BOT_DAILY_CHAT_TOKENS", 20_000, 0, 10**12),
@@ -179,28 +153,28 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         openai_base_url=upstreams[0].base_url,
         openai_model=model,
         openai_timeout=openai_timeout,
-        lease_seconds=_lease(read, upstreams, openai_timeout),
+        lease_seconds=_lease(read, upstreams),
         offline=not api_key and not base_url_set,
         system_prompt=read.str("BOT_SYSTEM_PROMPT", DEFAULT_SYSTEM_PROMPT),
         key_grant_tokens=read.int("BOT_KEY_GRANT_TOKENS", 10_000, 0, 10**12),
         answer_tokens=read.int("BOT_ANSWER_TOKENS", 1_000, 16, 100_000),
         max_body_bytes=read.int("BOT_MAX_BODY_BYTES", 256 * 1024, 1024, 64 * 1024 * 1024),
-        **_wechat(read),
+        **read_wechat(read),
         limits=_limits(read),
         **_operations(read, env),
-        **_safety(read),
+        **read_safety(read),
         upstreams=upstreams,
         upstream_failures=read.int("BOT_UPSTREAM_FAILURES", 3, 1, 1000),
         upstream_cooldown=read.float("BOT_UPSTREAM_COOLDOWN", 30.0, 0.1, 3600.0),
-        portal=_portal(read),
+        portal=read_portal(read),
     ))  # fmt: skip
 
 
-def _lease(read: Reader, upstreams: tuple[UpstreamSpec, ...], timeout: float) -> float:
+def _lease(read: Reader, upstreams: tuple[UpstreamSpec, ...]) -> float:
     """A claim outlives its model call by a margin; a worker that died mid-call frees it this late.
     With several upstreams the call is the failover chain: each one's timeout, one after another."""
-    if len(upstreams) == 1:
-        return read.float("BOT_LEASE_SECONDS", timeout + 30, 1.0, 3600.0)
+    if len(upstreams) == 1:  # its own timeout: a BOT_UPSTREAMS entry's may be longer than OPENAI_TIMEOUT
+        return read.float("BOT_LEASE_SECONDS", upstreams[0].timeout + 30, 1.0, 3600.0)
     chain = sum(u.timeout for u in upstreams)
     lease = read.float("BOT_LEASE_SECONDS", chain + 30, 1.0, 3600.0)
     if lease <= chain:  # a WeChat message would be taken over, and asked again, while still failing over
@@ -208,27 +182,12 @@ def _lease(read: Reader, upstreams: tuple[UpstreamSpec, ...], timeout: float) ->
     return lease
 
 
-def _safety(read: Reader) -> dict:
-    files = tuple(f.strip() for f in read.str("BOT_SENSITIVE_WORDS_FILES").split(",") if f.strip())
-    url = read.str("BOT_MODERATION_URL")
-    if url:
-        read.url("BOT_MODERATION_URL", url, ("http", "https"))
-    return {
-        "sensitive_words_files": files,
-        "sensitive_answer_action": read.choice("BOT_SENSITIVE_ANSWER_ACTION", "mask", ("mask", "block")),
-        "moderation_url": url,
-        "moderation_api_key": read.str("BOT_MODERATION_API_KEY"),
-        "moderation_timeout": read.float("BOT_MODERATION_TIMEOUT", 1.5, 0.1, 30.0),
-        "moderation_fail_closed": read.choice("BOT_MODERATION_FAIL", "open", ("open", "closed")) == "closed",
-    }
-
-
 def _operations(read: Reader, env: str) -> dict:
     previous = read.str("BOT_SECRET_PREVIOUS")
     if previous and len(previous) < MIN_SECRET_LENGTH and env != "dev":
         raise ConfigError("BOT_SECRET_PREVIOUS", f"must be at least {MIN_SECRET_LENGTH} characters")
     aes_previous = read.str("WECHAT_AES_KEY_PREVIOUS")
-    if aes_previous and not _valid_aes_key(aes_previous):
+    if aes_previous and not valid_aes_key(aes_previous):
         raise ConfigError("WECHAT_AES_KEY_PREVIOUS", "must be a 43-character EncodingAESKey (the one replaced)")
     return {
         "bot_secret_previous": previous,
@@ -238,80 +197,6 @@ def _operations(read: Reader, env: str) -> dict:
         "body_timeout": read.float("BOT_BODY_TIMEOUT", 5.0, 0.1, 300.0),
         "connections_per_address": read.int("BOT_CONNECTIONS_PER_ADDRESS", 200, 0, 1_000_000),
     }
-
-
-def _valid_aes_key(key: str) -> bool:
-    try:
-        return len(key) == 43 and len(base64.b64decode(key + "=", validate=True)) == 32
-    except ValueError:
-        return False
-
-
-DEFAULT_KEY_KEYWORDS = "key,apikey,api key,密钥,获取key"
-DEFAULT_RESET_KEYWORDS = "重置,清空对话,新对话"
-MESSAGE_MODES = ("safe", "compatible", "plain")
-
-
-def _wechat(read: Reader) -> dict:
-    aes_key = read.str("WECHAT_AES_KEY")
-    appid = read.str("WECHAT_APPID")
-    if aes_key:
-        if not _valid_aes_key(aes_key):
-            raise ConfigError("WECHAT_AES_KEY", "must be the 43-character EncodingAESKey from the WeChat console")
-        if not appid:
-            raise ConfigError("WECHAT_APPID", "is required when WECHAT_AES_KEY is set (it is inside every ciphertext)")
-    # The console's 消息加解密方式: 安全模式 = safe, 兼容模式 = compatible, 明文模式 = plain. Safe (the
-    # default with a key) refuses plaintext deliveries, whose signature does not cover the body.
-    mode = read.choice("WECHAT_MESSAGE_MODE", "safe" if aes_key else "plain", MESSAGE_MODES)
-    if mode != "plain" and not aes_key:
-        raise ConfigError("WECHAT_MESSAGE_MODE", f"is {mode}, which needs WECHAT_AES_KEY (or set it to plain)")
-    admins = frozenset(a.strip() for a in read.str("BOT_ADMIN_OPENIDS").split(",") if a.strip())
-    keywords = read.str("BOT_KEY_KEYWORDS", DEFAULT_KEY_KEYWORDS) or DEFAULT_KEY_KEYWORDS
-    resets = _keywords(read, "BOT_RESET_KEYWORDS", DEFAULT_RESET_KEYWORDS)
-    # A reset word that is also another command would make that command clear the history.
-    logins = read.str("BOT_LOGIN_KEYWORDS", DEFAULT_LOGIN_KEYWORDS) or DEFAULT_LOGIN_KEYWORDS
-    taken = {k.strip().lower() for k in f"{keywords},{logins}".split(",")} | {
-        "继续",
-        "continue",
-        "more",
-        "帮助",
-        "help",
-    }
-    if clash := sorted(taken.intersection(resets)):
-        raise ConfigError("BOT_RESET_KEYWORDS", f"must not name another command's text, got {', '.join(clash)}")
-    return {
-        "wechat_token": read.str("WECHAT_TOKEN"),
-        "wechat_appid": appid,
-        "wechat_aes_key": aes_key,
-        "wechat_message_mode": mode,
-        "wechat_secret": read.str("WECHAT_SECRET"),
-        "wechat_api_base_url": read.url("WECHAT_API_BASE_URL", "https://api.weixin.qq.com", ("http", "https")),
-        "admin_openids": admins,
-        "key_keywords": tuple(k.strip().lower() for k in keywords.split(",") if k.strip()),
-        "reset_keywords": resets,
-        "history_idle_seconds": read.int("BOT_HISTORY_IDLE_SECONDS", 86400, 60, 365 * 86400),
-        "public_url": read.str("BOT_PUBLIC_URL").rstrip("/"),
-        **_delivery(read),
-    }
-
-
-def _delivery(read: Reader) -> dict:
-    timeout = read.float("BOT_WECHAT_TIMEOUT", 5.0, 0.2, 60.0)
-    window = read.float("BOT_WECHAT_WINDOW", max(0.1, timeout - 0.5), 0.1, 60.0)
-    if window >= timeout:
-        raise ConfigError("BOT_WECHAT_WINDOW", f"must be shorter than BOT_WECHAT_TIMEOUT ({timeout}s), got {window}")
-    return {
-        "wechat_reply_mode": read.choice("WECHAT_REPLY_MODE", "passive", ("passive", "customer_service")),
-        "wechat_timeout": timeout,
-        "wechat_window": window,
-        "reply_retention_seconds": read.int("BOT_REPLY_RETENTION_SECONDS", 86400, 60, 30 * 86400),
-        "wechat_partial": read.choice("BOT_WECHAT_PARTIAL", "last", ("last", "first", "off")),
-    }
-
-
-def _keywords(read: Reader, name: str, default: str) -> tuple[str, ...]:
-    """Comma-separated texts a follower may send, compared in lower case; empty: the default."""
-    return tuple(k.strip().lower() for k in (read.str(name, default) or default).split(",") if k.strip())
 
 
 def _environ_with_dotenv() -> dict[str, str]:

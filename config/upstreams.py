@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,11 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")  # a /metrics label and 
 _MODEL = re.compile(r"[!-~]{1,256}")  # printable ASCII without spaces, as model names are
 _KEY = re.compile(r"[!-~]*")  # sent in a header: a line break would forge another
 FIELDS = ("name", "base_url", "api_key", "api_key_env", "model", "priority", "weight", "timeout", "models")
+# The service's own secrets: an api_key_env naming one would send it to the upstream in every request.
+OWN_SECRETS = frozenset(
+    ("BOT_SECRET", "BOT_SECRET_PREVIOUS", "BOT_METRICS_TOKEN", "BOT_MODERATION_API_KEY", "REDIS_URL", "WECHAT_TOKEN",
+     "WECHAT_AES_KEY", "WECHAT_AES_KEY_PREVIOUS", "WECHAT_SECRET", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY")
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -54,7 +60,9 @@ def read_upstreams(read: Reader, api_key: str, defaults: Defaults) -> tuple[Upst
     if inline:
         return _entries("BOT_UPSTREAMS", _json("BOT_UPSTREAMS", inline), read, defaults)
     if path:
-        return _entries("BOT_UPSTREAMS_FILE", _file(path), read, defaults)
+        data = _file(path)
+        _check_mode(Path(path), data)
+        return _entries("BOT_UPSTREAMS_FILE", data, read, defaults)
     return _short_form(read, api_key, defaults)
 
 
@@ -94,6 +102,22 @@ def _file(path: str) -> Any:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:  # says where, never what
         raise ConfigError("BOT_UPSTREAMS_FILE", f"is not valid TOML ({error})") from None
+
+
+def _check_mode(path: Path, data: Any) -> None:
+    """Refuse a file other users of the host may change (they would send every question, and our
+    keys, to a server of theirs), or read when it holds keys itself (api_key rather than api_key_env)."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & stat.S_IWOTH:
+        raise ConfigError("BOT_UPSTREAMS_FILE", f"is writable by every user of the host (mode {mode:04o}): chmod o-w")
+    entries = data.get("upstreams") if isinstance(data, dict) else data
+    keys = isinstance(entries, list) and any(isinstance(e, dict) and e.get("api_key") for e in entries)
+    if keys and mode & stat.S_IROTH:
+        raise ConfigError(
+            "BOT_UPSTREAMS_FILE",
+            f"holds api_key values and is readable by every user of the host (mode {mode:04o}): "
+            "chmod 600 it, or name the keys' variables with api_key_env",
+        )
 
 
 def _entries(source: str, data: Any, read: Reader, defaults: Defaults) -> tuple[UpstreamSpec, ...]:
@@ -171,6 +195,8 @@ def _api_key(entry: Entry, read: Reader) -> str:
     if variable is not None:
         if not isinstance(variable, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", variable):
             raise entry.error("field api_key_env must name an environment variable")
+        if variable in OWN_SECRETS:
+            raise entry.error(f"field api_key_env names {variable}, one of the service's own credentials")
         key = read.str(variable)
         if not key:
             raise entry.error(f"field api_key_env names {variable}, which is not set")

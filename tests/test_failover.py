@@ -5,6 +5,7 @@ request; a primary that keeps failing is skipped for a cool-down, then tried aga
 from __future__ import annotations
 
 import json
+import time
 
 import openai
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from bot.chat.sse import iter_data
 from bot.chat.usage import estimate_tokens
 from bot.services import services
+from bot.wechat import texts
 from tests.conftest import ACCOUNT
 from tests.doubles.upstream import refusing_url
 from tests.follower import Follower, flask_post, recorded
@@ -86,6 +88,43 @@ def test_every_door_is_answered_by_the_backup_and_charged_once(config, make_app,
     assert all(r.headers["Authorization"] == f"Bearer {BACKUP_KEY}" for r in backup.received)
 
 
+def test_a_primary_that_keeps_the_stream_alive_but_writes_no_text_is_failed_over_at_its_timeout(
+    config, make_app, upstream, backup, issue_key
+):
+    upstream.reset(keepalive=30, chunk_delay=0.1)  # a comment every 0.1 s for 3 s: each read is well in time
+    app = make_app(two_upstreams(config, upstream.url, backup.url, BOT_UPSTREAM_FAILURES="100"))
+    client, key = app.test_client(), issue_key()
+    started = time.monotonic()
+    assert streamed_text(ask(client, key, "q1", stream=True)) == "备用：q1"
+    assert time.monotonic() - started < 1.5  # the primary's 0.4 s, not its 3 s of comments
+    assert Follower(flask_post(client), ACCOUNT, "oFailover000000000000000003").say("q2") == "备用：q2"
+    assert upstream.calls == backup.calls == 2
+    assert spent(app, key) == charge_of("q1", "备用：q1")
+
+
+def test_a_primary_whose_first_text_is_due_mid_read_is_failed_over_when_it_is_due_not_a_read_later(
+    config, make_app, upstream, backup, issue_key
+):
+    upstream.reset(keepalive=1, chunk_delay=0.9, piece_chars=100)  # a comment at 0.9 s, its text at 1.8 s
+    app = make_app(two_upstreams(config, upstream.url, backup.url, primary_timeout=1.0))
+    client, key = app.test_client(), issue_key()
+    started = time.monotonic()
+    assert streamed_text(ask(client, key, "q", stream=True)) == "备用：q"
+    assert time.monotonic() - started < 1.6  # its 1 s, not the 1.8 s its next read would have waited
+
+
+def test_a_model_reasoning_longer_than_its_timeout_before_its_first_word_is_not_failed_over(
+    config, make_app, upstream, backup, issue_key
+):
+    # 0.8 s of reasoning (each delta well within a read) before the answer; the primary's timeout is 0.4 s.
+    upstream.reset(reasoning=["想一想"] * 8, reasoning_delay=0.1, answer=lambda m: "想好了。")
+    app = make_app(two_upstreams(config, upstream.url, backup.url))
+    client, key = app.test_client(), issue_key()
+    assert streamed_text(ask(client, key, "q", stream=True)) == "想好了。"
+    assert Follower(flask_post(client), ACCOUNT, "oFailover000000000000000004").say("q2") == "想好了。"
+    assert (upstream.calls, backup.calls) == (2, 0)
+
+
 def test_a_4xx_about_the_request_is_not_sent_to_the_backup_and_costs_nothing(
     config, make_app, upstream, backup, issue_key
 ):
@@ -116,6 +155,19 @@ def test_a_primary_that_dies_after_three_tokens_is_a_mid_stream_failure_not_a_sp
     assert text == "回答："  # the three tokens it sent, and nothing from the backup after them
     assert backup.calls == 0
     assert spent(app, key) == charge_of("一二三四五", "回答：")
+
+
+def test_on_wechat_a_primary_that_dies_after_three_tokens_gives_the_written_text_cut_off_not_a_spliced_answer(
+    config, make_app, upstream, backup
+):
+    upstream.reset(stream_mode="cut", break_after=3, piece_chars=1)  # 回, 答, ： then the body ends
+    app = make_app(two_upstreams(config, upstream.url, backup.url))
+    follower = Follower(flask_post(app.test_client()), ACCOUNT, "oFailover000000000000000002")
+    assert follower.say("一二三四五") == "回答：" + texts.CUT_OFF  # what it wrote, said to be cut off
+    assert backup.calls == 0
+    assert recorded(app.extensions["bot"].redis, follower.openid)
+    with app.app_context():  # charged once, for what it wrote
+        assert services().conversation.used_today(follower.openid) == charge_of("一二三四五", "回答：")
 
 
 def test_a_failing_primary_is_skipped_for_its_cool_down_then_one_request_finds_it_recovered(
@@ -149,6 +201,22 @@ def test_a_trial_that_fails_sends_it_back_to_its_cool_down(config, make_app, ups
     assert state_of(app, "primary") == "down" and upstream.calls == 2  # one trial request, then skipped again
     ask(client, key, "c")
     assert upstream.calls == 2
+
+
+def test_when_every_upstream_is_cooling_down_they_are_still_tried_rather_than_refused_untried(
+    config, make_app, upstream, backup, issue_key
+):
+    upstream.reset(status=500)
+    backup.reset(status=503)
+    settings = {"BOT_UPSTREAM_FAILURES": "1", "BOT_UPSTREAM_COOLDOWN": "600"}
+    app = make_app(two_upstreams(config, upstream.url, backup.url, **settings))
+    client, key = app.test_client(), issue_key()
+    assert ask(client, key, "a").status_code == 502
+    assert (state_of(app, "primary"), state_of(app, "backup")) == ("down", "down")
+    backup.reset(answer=lambda messages: "备用：" + messages[-1]["content"])  # recovered, its cool-down far off
+    assert ask(client, key, "b").get_json()["choices"][0]["message"]["content"] == "备用：b"
+    assert (upstream.calls, backup.calls) == (2, 1) and state_of(app, "backup") == "up"
+    assert spent(app, key) == charge_of("b", "备用：b")
 
 
 def state_of(app, name: str) -> str:
@@ -239,6 +307,35 @@ def test_an_unknown_model_is_404_model_not_found_as_openai_answers_and_costs_not
     unknown_key = client.post(OPENAI_URL, json={"model": "gpt-5", "messages": [{"role": "user", "content": "q"}]},
                               headers=bearer("sk-" + "0" * 48))  # fmt: skip
     assert unknown_key.status_code == 401  # who asks is settled before what they ask for
+
+
+def test_an_unknown_model_is_refused_before_the_keys_rate_limit_counts_it(config, make_app, upstream, issue_key):
+    entries = [{"name": "primary", "base_url": upstream.url, "models": ["fast"]}]
+    app = make_app({**config, "BOT_UPSTREAMS": json.dumps(entries), "BOT_RATE_KEY_RPM": "2"})
+    client, key = app.test_client(), issue_key()
+    for stream in (False, True, False):  # a typo, retried: none of them is a request the key made
+        assert ask_openai(client, key, "q", model="fsat", stream=stream).status_code == 404
+    assert key_info(app, key).used == 0
+    for _ in range(2):  # the key's two requests a minute are all still there
+        assert ask_openai(client, key, "q", model="fast").get_json()["choices"][0]["message"]["content"] == "回答：q"
+    assert ask_openai(client, key, "q", model="fast").status_code == 429
+    assert upstream.calls == 2
+
+
+def test_a_request_that_names_no_model_takes_the_default_route_when_upstreams_list_names(
+    config, make_app, upstream, backup, issue_key
+):
+    entries = [  # OPENAI_MODEL (test-model) is listed by neither
+        {"name": "primary", "base_url": upstream.url, "models": ["fast"]},
+        {"name": "backup", "base_url": backup.url},
+    ]
+    app = make_app({**config, "BOT_UPSTREAMS": json.dumps(entries)})
+    client, key = app.test_client(), issue_key()
+    upstream.reset(status=500)
+    unnamed = client.post(OPENAI_URL, json={"messages": one("q")}, headers=bearer(key))
+    assert unnamed.status_code == 200 and unnamed.get_json()["choices"][0]["message"]["content"] == "备用：q"
+    assert unnamed.get_json()["model"] == "test-model"
+    assert ask_openai(client, key, "q", model="test-model").status_code == 404  # named, and served by none
 
 
 def test_readyz_stays_about_this_service_when_every_upstream_is_down(config, make_app):

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import requests
 
 from bot.store import keyspace
 from tests.conftest import ACCOUNT
@@ -21,6 +22,7 @@ pytestmark = pytest.mark.slow
 
 SCALE = 0.2  # WeChat's 5 s deadline becomes 1 s
 PRIMARY_TIMEOUT = 1.5
+COOLDOWN = 3.0
 
 
 @pytest.fixture(scope="module", params=["passive", "customer_service"])
@@ -34,6 +36,7 @@ def service(request, redis_server, upstream_server, backup_server, wechat_api_se
         upstream_server.url,
         BOT_UPSTREAMS=json.dumps(entries),
         BOT_UPSTREAM_FAILURES="1",
+        BOT_UPSTREAM_COOLDOWN=str(COOLDOWN),
         WECHAT_SECRET="wechat-app-secret",
         WECHAT_API_BASE_URL=wechat_api_server.url,
         WECHAT_REPLY_MODE=request.param,
@@ -82,3 +85,20 @@ def test_a_hanging_primary_never_delays_a_reply_and_the_backup_answers(service, 
     log = (Path(tempfile.gettempdir()) / f"xiaoyi-gunicorn-{url.rsplit(':', 1)[1]}.log").read_text()
     assert f"wechat {openid('hang1')} msg 9700 answered in" in log  # the turn's line names both upstreams
     assert "upstream=backup failed=primary:timeout" in log
+
+    # Its cool-down over, the next message tries it again, and this time it hangs the way a stream
+    # does: headers and keep-alive comments in time, but no text. It is failed over at its timeout all
+    # the same, and the reply still comes by WeChat's deadline.
+    upstream.reset(keepalive=100, chunk_delay=0.1)
+    assert wait_for(lambda: primary_state(url) == "trial", timeout=COOLDOWN + 5)
+    third = wechat.say(openid("hang3"), "q3", 9702)
+    assert third.reply_took < 5 * SCALE and upstream.calls_about("q3") == 1
+    if mode == "passive":
+        assert third.attempts == ["timeout", "answered"] and third.reply == "备用：q3"
+    else:
+        assert wait_for(lambda: pushes_to(wechat_api, openid("hang3")) == ["备用：q3"])
+
+
+def primary_state(url: str) -> str:
+    upstreams = requests.get(url + "/healthz?upstreams=1", timeout=2).json()["upstreams"]
+    return {u["name"]: u["state"] for u in upstreams}["primary"]

@@ -58,11 +58,40 @@ def test_a_toml_or_json_file_lists_them(tmp_path):
         '[[upstreams]]\nname = "a"\nbase_url = "http://a.local/v1"\napi_key = "k1"\n\n'
         '[[upstreams]]\nname = "b"\nbase_url = "http://b.local/v1"\npriority = 0\nweight = 2\n'
     )
+    toml.chmod(0o600)  # it holds a key: readable by the service's user only
     names = [(u.name, u.priority, u.weight) for u in load_settings({**GOOD, "BOT_UPSTREAMS_FILE": str(toml)}).upstreams]
     assert names == [("a", 0, 1), ("b", 0, 2)]
     as_json = tmp_path / "upstreams.json"
     as_json.write_text(json.dumps({"upstreams": [{"name": "a", "base_url": "http://a.local/v1"}]}))
     assert [u.name for u in load_settings({**GOOD, "BOT_UPSTREAMS_FILE": str(as_json)}).upstreams] == ["a"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "entry", "words"),
+    [
+        (0o644, {"api_key": SECRET}, "holds api_key values and is readable by every user of the host (mode 0644)"),
+        (0o666, {"api_key_env": "A_KEY"}, "is writable by every user of the host (mode 0666)"),
+        (0o602, {}, "is writable by every user of the host (mode 0602)"),
+    ],
+)
+def test_an_upstreams_file_others_may_read_for_its_keys_or_change_is_refused(tmp_path, mode, entry, words):
+    path = tmp_path / "upstreams.json"
+    path.write_text(json.dumps([{"name": "a", "base_url": "http://a.local/v1", **entry}]))
+    path.chmod(mode)
+    with pytest.raises(ConfigError) as error:
+        load_settings({**GOOD, "BOT_UPSTREAMS_FILE": str(path), "A_KEY": SECRET})
+    assert error.value.name == "BOT_UPSTREAMS_FILE" and words in str(error.value)
+    assert SECRET not in str(error.value)
+
+
+def test_an_upstreams_file_without_keys_may_be_read_by_all_and_one_with_keys_by_its_group(tmp_path):
+    path = tmp_path / "upstreams.json"
+    path.write_text(json.dumps([{"name": "a", "base_url": "http://a.local/v1", "api_key_env": "A_KEY"}]))
+    path.chmod(0o644)  # names the key's variable only: nothing secret in it
+    assert load_settings({**GOOD, "BOT_UPSTREAMS_FILE": str(path), "A_KEY": SECRET}).upstreams[0].api_key == SECRET
+    path.write_text(json.dumps([{"name": "a", "base_url": "http://a.local/v1", "api_key": SECRET}]))
+    path.chmod(0o640)
+    assert load_settings({**GOOD, "BOT_UPSTREAMS_FILE": str(path)}).upstreams[0].api_key == SECRET
 
 
 GOOD_ENTRY = {"name": "backup", "base_url": "http://b.local/v1", "api_key": SECRET}
@@ -87,6 +116,16 @@ GOOD_ENTRY = {"name": "backup", "base_url": "http://b.local/v1", "api_key": SECR
             {"api_key": None, "api_key_env": "NOPE_KEY"},
             "BOT_UPSTREAMS[1] (backup)",
             "field api_key_env names NOPE_KEY, which is not set",
+        ),
+        (
+            {"api_key": None, "api_key_env": "BOT_SECRET"},  # set in GOOD: it would go upstream as a Bearer token
+            "BOT_UPSTREAMS[1] (backup)",
+            "field api_key_env names BOT_SECRET, one of the service's own credentials",
+        ),
+        (
+            {"api_key": None, "api_key_env": "WECHAT_AES_KEY"},
+            "BOT_UPSTREAMS[1] (backup)",
+            "field api_key_env names WECHAT_AES_KEY, one of the service's own credentials",
         ),
         ({"models": "fast"}, "BOT_UPSTREAMS[1] (backup)", "field models must be a list of model names"),
         ({"model": "two words"}, "BOT_UPSTREAMS[1] (backup)", "field model must be a model name"),
@@ -134,6 +173,11 @@ def test_the_lease_outlives_the_whole_failover_chain():
     with pytest.raises(ConfigError) as error:
         load_settings({**two, "BOT_LEASE_SECONDS": "100"})
     assert error.value.name == "BOT_LEASE_SECONDS" and "timeouts added up (100s)" in str(error.value)
+
+
+def test_the_lease_of_a_single_listed_upstream_outlives_its_own_timeout():
+    slow = upstreams({"name": "local", "base_url": "http://127.0.0.1:11434/v1", "timeout": 300})
+    assert load_settings(slow).lease_seconds == 330  # not OPENAI_TIMEOUT's 60 + 30: claims would lapse mid-call
 
 
 def test_failure_count_and_cool_down_are_settings():

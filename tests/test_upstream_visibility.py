@@ -123,3 +123,23 @@ def test_every_upstream_down_is_still_tried_rather_than_refused_untried(backup):
         assert router.complete(QUESTION, 10).content == "备用：q"
     finally:
         router.close()
+
+
+def test_each_upstreams_own_warning_names_it_by_name_never_by_url_or_key(
+    config, make_app, upstream, backup, issue_key, caplog
+):
+    upstream.reset(status=503)
+    backup.reset(mode="malformed")
+    primary = upstream.url.replace("http://", "http://gate:hunter2-password@")
+    app = make_app(two_upstreams(config, primary, backup.url, BOT_UPSTREAM_FAILURES="100"))
+    client, key = app.test_client(), issue_key()
+    with caplog.at_level(logging.WARNING, logger="bot.chat"):
+        ask(client, key, "q")
+        backup.reset(mode="drop")
+        ask(client, key, "q", stream=True)
+    warnings = [r.getMessage() for r in caplog.records if r.name.startswith("bot.chat")]
+    assert "upstream primary answered HTTP 503" in warnings  # which of the two, as the operator named it
+    assert any(w.startswith("upstream backup answered malformed JSON") for w in warnings)
+    assert any(w.startswith("upstream backup unreachable: ") for w in warnings)
+    for secret in (PRIMARY_KEY, BACKUP_KEY, "hunter2", "127.0.0.1"):
+        assert not any(secret in w for w in warnings)

@@ -37,16 +37,20 @@ def chat_completions() -> Response:
         if answer is None:
             raise ChatError(Failure.MISSING_KEY, BEARER_HINT)
         return answer
-    return _serve(bearer_key(), parse_request(read_json_object(), services().settings.openai_model))
+    api_key, body = bearer_key(), read_json_object()
+    return _serve(api_key, parse_request(body, services().settings.openai_model), named=bool(body.get("model")))
 
 
-def _serve(api_key: ApiKey, req: ChatRequest) -> Response:
+def _serve(api_key: ApiKey, req: ChatRequest, named: bool = True) -> Response:
+    """`named`: the caller named a model; one that names none takes the default route, as the spec's
+    door does, even when upstreams list public names and OPENAI_MODEL is not among them."""
     started, svc = time.monotonic(), services()
     note_content(req.turns[-1].content)
     who, system = log_id(api_key.fingerprint), req.options.system
     svc.guard.check_question([*([system] if system else []), *(t.content for t in req.turns)], "v1", who)
-    # The router refuses an unknown model once the reservation has found the key (a 401 comes first).
-    options = replace(req.options, route=svc.models.route(req.model))
+    if named and not svc.models.serves(req.model):
+        _refuse_model(api_key, req.model)
+    options = replace(req.options, route=svc.models.route(req.model) if named else None)
     payer = key_payer(api_key, req.user)
     if req.stream:
         answer = svc.chat.stream(req.turns, payer, options)
@@ -55,6 +59,16 @@ def _serve(api_key: ApiKey, req: ChatRequest) -> Response:
     completion = svc.guard.screen_completion(svc.chat.complete(req.turns, payer, options), "v1", who, "")
     note_answer(completion.id, completion.usage.total_tokens)  # on the request's one log line
     return json_response(openai_completion(completion, req.model))
+
+
+def _refuse_model(api_key: ApiKey, model: str) -> None:
+    """404 model_not_found, as OpenAI answers, before anything is reserved or counted: no rate-limit
+    hit, no refund. Who asks is still settled first (a bad key is 401), with the one Redis read
+    `key_required` makes, paid only by a request naming no served model."""
+    keys = services().keys
+    if not keys.active(api_key.fingerprint) and not keys.adopt(api_key.key):
+        raise ChatError(Failure.INVALID_KEY)
+    raise ChatError(Failure.MODEL_NOT_FOUND, f"the model {shown(model)} does not exist; see GET /v1/models")
 
 
 def _model(model_id: str) -> Model:

@@ -21,6 +21,10 @@ class Models:
     def listed(self) -> list[str]:
         return list(self.named) or [self.default]
 
+    def serves(self, model: str) -> bool:
+        """Whether a request naming `model` has a route (any name does while no upstream lists any)."""
+        return not self.named or model in self.named
+
     def route(self, model: str) -> str | None:
         """The route of a request naming `model`: None (all upstreams) unless upstreams list models."""
         return model if self.named else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -132,8 +133,12 @@ class OpenAIProvider:
     name = "openai"
 
     def __init__(
-        self, base_url: str, api_key: str, model: str, timeout: float, pool_size: int = 1000, retry: bool = True
-    ):
+        self, base_url: str, api_key: str, model: str, timeout: float, pool_size: int = 1000, retry: bool = True,
+        label: str = "",
+    ):  # fmt: skip
+        # `label`: the upstream's configured name, in its warnings, so an operator with several knows
+        # which one failed (never its URL, which may carry a password, nor its key).
+        self.label = f"upstream {label}" if label else "upstream"
         url = parse_url(base_url.rstrip("/") + "/chat/completions")
         self.url = url._replace(auth=None).url  # never sent on, nor logged with a retry
         self.model = model
@@ -149,14 +154,15 @@ class OpenAIProvider:
         self, messages: Messages, max_tokens: int, sampling: Sampling | None = None, route: str | None = None
     ) -> Reply:
         response = self._post(self._body(messages, max_tokens, sampling), stream=False)
-        return _parse_reply(response.data)
+        return _parse_reply(response.data, self.label)
 
     def stream(
         self, messages: Messages, max_tokens: int, sampling: Sampling | None = None, route: str | None = None
     ) -> Pieces:
         """The answer as the upstream streams it (`stream: true`), over the same connection pool."""
         body = {**self._body(messages, max_tokens, sampling), "stream": True}
-        return UpstreamStream(self._post(body, stream=True))
+        first_by = time.monotonic() + self.timeout.read_timeout  # its first text, whatever comes before
+        return UpstreamStream(self._post(body, stream=True), self.label, first_by)
 
     def close(self) -> None:
         self.pool.clear()
@@ -180,25 +186,25 @@ class OpenAIProvider:
             # A refused connection is a NewConnectionError, which urllib3 derives from ConnectTimeoutError.
             if isinstance(exc.reason, ConnectTimeoutError) and not isinstance(exc.reason, NewConnectionError):
                 raise ChatError(Failure.UPSTREAM_TIMEOUT) from None
-            logger.warning("upstream unreachable: %s", type(exc.reason).__name__)
+            logger.warning("%s unreachable: %s", self.label, type(exc.reason).__name__)
             raise ChatError(Failure.UPSTREAM_FAILED, "unreachable") from None
         except (HTTPError, OSError) as exc:
-            logger.warning("upstream unreachable: %s", type(exc).__name__)
+            logger.warning("%s unreachable: %s", self.label, type(exc).__name__)
             raise ChatError(Failure.UPSTREAM_FAILED, "unreachable") from None
         if response.status != 200:
             hang_up(response)
-            logger.warning("upstream answered HTTP %s", response.status)
+            logger.warning("%s answered HTTP %s", self.label, response.status)
             raise UpstreamStatus(response.status)
         return response
 
 
-def _parse_reply(raw: bytes) -> Reply:
+def _parse_reply(raw: bytes, label: str = "upstream") -> Reply:
     try:
         choice = json.loads(raw)["choices"][0]
         content = choice["message"]["content"]
         finish_reason = choice.get("finish_reason") or "stop"
     except (ValueError, KeyError, IndexError, TypeError):
-        logger.warning("upstream answered malformed JSON (%d bytes)", len(raw))
+        logger.warning("%s answered malformed JSON (%d bytes)", label, len(raw))
         raise ChatError(Failure.UPSTREAM_FAILED, "malformed response") from None
     if not isinstance(content, str) or not content.strip():
         raise ChatError(Failure.UPSTREAM_FAILED, "empty answer")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -58,9 +60,14 @@ def hang_up(response: BaseHTTPResponse) -> None:
     response.release_conn()
 
 
-def _arrivals(response: BaseHTTPResponse) -> Iterator[bytes]:
+def _arrivals(response: BaseHTTPResponse, stream: UpstreamStream) -> Iterator[bytes]:
     """The body's bytes as they arrive: read1 returns whatever is there instead of waiting for more."""
-    while chunk := response.read1(READ_SIZE, decode_content=True):
+    while True:
+        stream.bound_wait()
+        chunk = response.read1(READ_SIZE, decode_content=True)
+        if not chunk:
+            return
+        stream.check_first_text()
         yield chunk
 
 
@@ -76,14 +83,15 @@ def _whole(response: BaseHTTPResponse) -> Iterator[str]:
     yield "[DONE]"
 
 
-def _events(response: BaseHTTPResponse) -> Iterator[str]:
+def _events(response: BaseHTTPResponse, stream: UpstreamStream) -> Iterator[str]:
     whole = response.headers.get("Content-Type", "").split(";")[0].strip() == "application/json"
+    label = stream.label
     try:
-        yield from _whole(response) if whole else iter_data(_arrivals(response))
+        yield from _whole(response) if whole else iter_data(_arrivals(response, stream))
     except (ReadTimeoutError, TimeoutError):
         raise ChatError(Failure.UPSTREAM_TIMEOUT, "no new text within OPENAI_TIMEOUT") from None
     except (HTTPError, OSError) as exc:
-        logger.warning("upstream stream broke: %s", type(exc).__name__)
+        logger.warning("%s stream broke: %s", label, type(exc).__name__)
         raise ChatError(Failure.UPSTREAM_FAILED, "connection lost mid-answer") from None
 
 
@@ -95,13 +103,45 @@ class UpstreamStream:
     upstream, which is how an OpenAI-compatible server learns to stop generating.
     """
 
-    def __init__(self, response: BaseHTTPResponse):
+    def __init__(self, response: BaseHTTPResponse, label: str = "upstream", first_by: float = math.inf):
         self.response = response
+        self.label = label  # "upstream <name>" in its warnings
+        # The time.monotonic() by which its first text must come. The read timeout alone is per read:
+        # keep-alive comments or empty events, each within it, would hold the call (and a failover,
+        # and a WeChat claim's lease) for ever before a single token.
+        self.first_by = first_by
+        self._read_timeout: float | None = None  # the socket's own, while a shorter wait is in force
         self.finish_reason = "stop"
         self._finished = False
         self._produced = False
         self._half = ""  # the first half of a character whose second is in the next event
-        self._events = _events(response)
+        self._thinking = False  # reasoning_content has come: the model is alive, if not yet answering
+        self._events = _events(response, self)
+
+    def bound_wait(self) -> None:
+        """Until the first text, a read waits only until it is due (the socket's timeout cut to what is
+        left); from then on each read waits the read timeout again."""
+        connection = self.response.connection
+        sock = getattr(connection, "sock", None)
+        if sock is None or self.first_by == math.inf:
+            return
+        if not self._started:
+            self._read_timeout = self._read_timeout or sock.gettimeout()
+            sock.settimeout(max(0.001, self.first_by - time.monotonic()))
+        elif self._read_timeout is not None:
+            sock.settimeout(self._read_timeout)
+            self._read_timeout = None
+
+    def check_first_text(self) -> None:
+        """ChatError (a timeout, so the next upstream is asked) once the first text is overdue."""
+        if not self._started and time.monotonic() > self.first_by:
+            raise ChatError(Failure.UPSTREAM_TIMEOUT, "no answer text within its timeout")
+
+    @property
+    def _started(self) -> bool:
+        """Answer text, or reasoning, has come: a reasoning model may think for longer than the timeout
+        before its first word, and each of its reads still has the read timeout."""
+        return self._produced or self._thinking
 
     def __iter__(self) -> Iterator[str]:
         return self
@@ -138,8 +178,9 @@ class UpstreamStream:
             choices = chunk.get("choices") or [{}]  # a usage-only chunk has no choices
             delta = choices[0].get("delta") or {}
             content, finish = delta.get("content"), choices[0].get("finish_reason")
+            self._thinking = self._thinking or bool(delta.get("reasoning_content"))
         except (ValueError, TypeError, AttributeError, IndexError):
-            logger.warning("upstream streamed a malformed event (%d characters)", len(data))
+            logger.warning("%s streamed a malformed event (%d characters)", self.label, len(data))
             raise ChatError(Failure.UPSTREAM_FAILED, "malformed stream event") from None
         if finish:
             self.finish_reason, self._finished = str(finish), True

@@ -94,9 +94,11 @@ class Writer:
                     self.checkpoint()
             self._release_rest()
         except ChatError:
+            # What the screen held back (a word's possible start) was written too: released first, so
+            # an answer cut off after a few characters is shown as written, not lost as a failure.
+            self._release_rest()
             if not self.writing.text:
                 raise
-            self._release_rest()
             cut_off = True
         finally:
             stream.close()  # settles the charge: the prompt and the text produced

@@ -54,6 +54,7 @@ class Behaviour:
     # seconds, before the answer's first content.
     reasoning: list[str] = field(default_factory=list)
     reasoning_delay: float = 0.0
+    keepalive: int = 0  # comments (`: keep-alive`) a stream sends, `chunk_delay` apart, before its first event
 
 
 @dataclass
@@ -178,6 +179,9 @@ class UpstreamDouble:
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
                 try:
+                    for _ in range(behaviour.keepalive):  # as proxies do while a model has not started
+                        time.sleep(behaviour.chunk_delay)
+                        self._chunk(b": keep-alive\n\n")
                     for event, piece in _events(body, content, behaviour):
                         time.sleep(behaviour.chunk_delay if piece else 0)
                         self._chunk(event)
