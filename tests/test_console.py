@@ -8,6 +8,7 @@ import io
 import pytest
 
 from bot.services import services
+from bot.store import keyspace
 from bot.store.audit import AuditLog
 from tests.conftest import ACCOUNT, ADMIN
 from tests.follower import Follower, flask_post
@@ -170,3 +171,24 @@ def test_the_audit_page_and_csv_list_every_entry_and_offer_no_way_to_delete(app,
                                    "start=2026-01-01&end=2026-06-01", ""])  # fmt: skip
 def test_the_usage_export_refuses_a_range_it_cannot_give(app, client, query):
     assert admin_client(app, client).get(f"/admin/export/usage.csv?{query}").status_code == 400
+
+
+def test_the_usage_export_has_a_row_per_key_and_day_with_its_tokens(app, client, issue_key, redis):
+    with app.app_context():
+        keys = services().keys
+        fingerprints = [keys.fingerprint(issue_key(f"oConsoleCsv{i:017d}")) for i in range(3)]
+    for i, fp in enumerate(fingerprints):
+        redis.hset(keyspace.api_key_days(fp), mapping={"20261101": 10 + i, "20261102": 0, "20261031": 99})
+    keys_revoked = fingerprints[2]
+    with app.app_context():
+        services().keys.revoke("oConsoleCsv00000000000000002")
+    exported = admin_client(app, client).get("/admin/export/usage.csv?start=2026-11-01&end=2026-11-02")
+    assert exported.status_code == 200 and exported.data.startswith("\ufeff".encode())
+    rows = list(csv.reader(io.StringIO(exported.data.decode("utf-8-sig"))))
+    assert rows[0] == ["日期", "密钥", "用户 openid", "tokens"]
+    assert sorted(rows[1:]) == sorted([
+        ["2026-11-01", f"key#{fingerprints[0][:10]}", "oConsoleCsv00000000000000000", "10"],
+        ["2026-11-01", f"key#{fingerprints[1][:10]}", "oConsoleCsv00000000000000001", "11"],
+        ["2026-11-01", f"key#{keys_revoked[:10]}", "（已撤销）", "12"],
+    ])  # fmt: skip
+    assert entries(app)[0].action == "export usage"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date, timedelta
 
+import redis
 from flask import Response, abort, request
 
 from bot.console.access import audit, bp
@@ -37,11 +38,11 @@ def usage_csv() -> Response:
     days = [(start + timedelta(n)).strftime("%Y%m%d") for n in range((end - start).days + 1)]
     audit("export usage", "", f"{start} – {end}")
     header = ["日期", "密钥", "用户 openid", "tokens"]
-    return csv_download(f"usage-{start}-{end}.csv", header, _rows(days))
+    return csv_download(f"usage-{start}-{end}.csv", header, _rows(services().redis, days))
 
 
-def _rows(days: list[str]) -> Iterator[list[object]]:
-    client = services().redis
+def _rows(client: redis.Redis, days: list[str]) -> Iterator[list[object]]:
+    """The rows, read as the response is sent (outside the request's context: `client` is passed)."""
     pattern = keyspace.api_key_days("*")
     head, tail = pattern.split("*")
     found = [k for k in client.scan_iter(match=pattern, count=1000)]
@@ -55,5 +56,5 @@ def _rows(days: list[str]) -> Iterator[list[object]]:
         for i, fp in enumerate(batch):
             used, owner = answers[2 * i], answers[2 * i + 1]
             for day, tokens in zip(days, used, strict=True):
-                if tokens:
+                if tokens and int(tokens):  # a day stored as 0 is no use to list
                     yield [f"{day[:4]}-{day[4:6]}-{day[6:]}", log_id(fp), owner or "（已撤销）", int(tokens)]
