@@ -192,3 +192,58 @@ def test_the_usage_export_has_a_row_per_key_and_day_with_its_tokens(app, client,
         ["2026-11-01", f"key#{keys_revoked[:10]}", "（已撤销）", "12"],
     ])  # fmt: skip
     assert entries(app)[0].action == "export usage"
+
+
+def test_the_dashboard_counts_what_was_sent_once_flushed_and_a_second_flush_adds_nothing(app, client, issue_key, admin):
+    from bot.console.traffic import hour_key, hour_of, hours_back
+
+    key = issue_key(FOLLOWER)
+    app.extensions["stats_flush"].flush()  # what earlier tests in this process counted is not ours
+    redis = services_redis(app)
+    redis.delete(*[hour_key(h) for h in hours_back(2)] or ["-"])
+    follower = Follower(flask_post(client), ACCOUNT, FOLLOWER)
+    for _ in range(3):
+        follower.say("key")
+    for _ in range(2):
+        assert client.post("/api/v1/chat/completions", json={"api_secret_key": key, "messages": [
+            {"role": "user", "content": "你好"}]}).status_code == 200  # fmt: skip
+    assert client.post("/api/v1/chat/completions", json={"api_secret_key": "sk-" + "x" * 48, "messages": [
+        {"role": "user", "content": "你好"}]}).status_code == 401  # fmt: skip
+    flusher = app.extensions["stats_flush"]
+    assert flusher.flush() > 0
+    assert flusher.flush() == 0  # nothing grew: nothing written
+    browser = admin_client(app, client)  # its /console message is counted after the flush: not in the figures
+    page = browser.get("/admin").text
+    assert '<dd id="today-wechat">3</dd>' in page and '<dd id="today-api">3</dd>' in page
+    panel = browser.get("/admin/panels?span=day").text
+    assert "微信消息 3，API /api/v1 3，API /v1 0" in panel
+    assert "微信消息 3" in browser.get("/admin/panels?span=month").text
+    with app.app_context():
+        from bot.console.dashboard import latency_ms, merge
+        from bot.console.traffic import read_hours
+
+        counts = merge(read_hours(redis, [hour_of(__import__("datetime").datetime.now())]))
+    assert latency_ms(counts, 0.95) is not None and latency_ms(counts, 0.5) <= latency_ms(counts, 0.95)
+
+
+def test_a_flush_that_redis_refuses_keeps_its_counts_for_the_next(app, client, issue_key):
+    from bot.console.traffic import Flusher, hour_key, hours_back, read_hours
+
+    key = issue_key(FOLLOWER)
+    redis = services_redis(app)
+    flusher = Flusher(redis)
+    redis.delete(*[hour_key(h) for h in hours_back(2)])
+    assert client.post("/api/v1/chat/completions", json={"api_secret_key": key, "messages": [
+        {"role": "user", "content": "你好"}]}).status_code == 200  # fmt: skip
+    redis.set(hour_key(hours_back(1)[0]), "not a hash")  # every HINCRBY of this flush fails
+    assert flusher.flush() == 0
+    redis.delete(hour_key(hours_back(1)[0]))
+    assert flusher.flush() > 0
+    from bot.console.dashboard import total
+
+    assert total(read_hours(redis, hours_back(1))[0], "requests_total", door="api") == 1
+
+
+def services_redis(app):
+    with app.app_context():
+        return services().redis

@@ -14,5 +14,12 @@ from flask import Flask
 def register(app: Flask) -> None:
     from bot.console import export, keys, views  # noqa: F401  (their routes join the blueprint)
     from bot.console.access import bp
+    from bot.console.traffic import Flusher
 
     app.register_blueprint(bp)
+    # Every worker flushes its counters (bot/console/traffic.py); tests flush by hand instead of
+    # leaving a timer behind each of the many apps they build.
+    svc = app.extensions["bot"]
+    app.extensions["stats_flush"] = flusher = Flusher(svc.redis)
+    if svc.settings.env != "test":
+        flusher.start()

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 
 from flask import Response, render_template, request
 
+from bot.console import dashboard as dashboard_data
 from bot.console.access import bp
 from bot.services import services
 from bot.store.audit import AuditLog, Entry
@@ -19,8 +20,21 @@ VIA_NAMES = {"console": "控制台", "wechat": "微信命令", "cli": "命令行
 
 @bp.get("")
 def dashboard() -> str:
-    """Today's totals at a glance, with the pages that act on keys and the audit log."""
-    return render_template("console/dashboard.html", day=services().stats.today())
+    """Today's figures at the top, then the panels over the last 24 hours or 30 days."""
+    client = services().redis
+    return render_template("console/dashboard.html", today=dashboard_data.today_figures(client), **_panels())
+
+
+@bp.get("/panels")
+def panels() -> str:
+    """The panels alone: what the dashboard's refresh swaps in without reloading the page."""
+    return render_template("console/_panels.html", **_panels())
+
+
+def _panels() -> dict:
+    span = "month" if request.args.get("span") == "month" else "day"
+    labels, counts = dashboard_data.buckets(services().redis, span)
+    return {"span": span, "panels": dashboard_data.panels(labels, counts)}
 
 
 @bp.get("/audit")

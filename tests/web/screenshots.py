@@ -43,6 +43,7 @@ def _with_history(app) -> None:
         fp, now = svc.keys.fingerprint(key), today()
         svc.redis.hset(keyspace.api_key_days(fp), mapping={day_before(now, d): (d * 37) % 900 for d in range(1, 30)})
         svc.redis.hset(keyspace.follower_days(OPENID), mapping={day_before(now, d): (d * 53) % 600 for d in range(30)})
+    app.extensions["stats_flush"].flush()  # the dashboard's figures, as a worker flushes them every 10 s
 
 
 def shoot(outdir: Path, base: str, browser) -> list[Path]:

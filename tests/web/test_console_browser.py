@@ -9,6 +9,7 @@ import io
 from pathlib import Path
 
 import requests
+from playwright.sync_api import expect
 
 from bot.ids import today
 from bot.services import services
@@ -30,12 +31,20 @@ def test_an_admin_grants_revokes_and_exports_from_the_console(browser, portal, t
     with app.app_context():
         key = services().keys.issue(FOLLOWER)[0]
     assert ask(base, key).status_code == 200
+    Follower(http_post(base), ACCOUNT, FOLLOWER).say("key")
+    app.extensions["stats_flush"].flush()  # as each worker does every 10 s
     with app.app_context():
         used = services().keys.info(services().keys.fingerprint(key)).used
         balance = services().keys.info(services().keys.fingerprint(key)).balance
     with context(browser, base, DESKTOP) as (_, page, watch):
         page.goto(link_path(Follower(http_post(base), ACCOUNT, ADMIN).say("/console")))
         assert page.url == f"{base}/admin" and page.get_by_role("heading", name="运营控制台").is_visible()
+        assert page.locator("#today-api").text_content() == "1" and page.locator("#today-wechat").text_content() == "1"
+        assert "微信消息 1，API /api/v1 1" in page.locator("#panel-traffic").text_content()
+        page.get_by_role("button", name="刷新").click()  # the panels again, without reloading the page
+        expect(page.locator("#refreshed")).to_contain_text("已刷新")
+        page.get_by_role("link", name="最近 30 天").click()
+        assert "每天" in page.locator("#traffic-title").text_content()
 
         page.get_by_role("link", name="密钥", exact=True).click()
         page.get_by_label("按 openid、密钥指纹或完整密钥查找").fill(key)  # posted: the key stays out of the URL
