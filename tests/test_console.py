@@ -11,28 +11,20 @@ from bot.services import services
 from bot.store import keyspace
 from bot.store.audit import AuditLog
 from tests.conftest import ACCOUNT, ADMIN
+from tests.console import admin_client, entries
 from tests.follower import Follower, flask_post
-from tests.portal import ask_link, csrf_of, link_path
+from tests.portal import ask_link, csrf_of
 
 FOLLOWER = "oConsoleUser0000000000000001"
 PAGES = ["/admin", "/admin/keys", f"/admin/keys?q={FOLLOWER}", "/admin/audit", "/admin/audit.csv",
          f"/admin/keys/{FOLLOWER}/revoke", "/admin/export/usage.csv?start=2026-01-01&end=2026-01-02",
-         "/admin/assets/console.css"]  # fmt: skip
+         "/admin/assets/console.css", "/admin/menu", "/admin/panels"]  # fmt: skip
 ACTIONS = [(f"/admin/keys/{FOLLOWER}/{a}", {"tokens": "5"}) for a in ("grant", "revoke", "rotate", "block", "reset")]
-
-
-def admin_client(app, client):
-    """A browser signed in as the admin from the link /console on WeChat gives: it lands on /admin."""
-    path = link_path(Follower(flask_post(client), ACCOUNT, ADMIN).say("/console"))
-    browser = app.test_client()
-    landed = browser.get(path)
-    assert landed.status_code == 303 and landed.headers["Location"].endswith("/admin")
-    return browser
-
-
-def entries(app) -> list:
-    with app.app_context():
-        return AuditLog(services().redis).recent()
+ACTIONS += [
+    ("/admin/menu", {"b0_name": "x", "b0_type": "click", "b0_value": "K"}),
+    ("/admin/keys", {"q": FOLLOWER}),
+    ("/admin/menu/publish", {"menu": '{"button": [{"type": "click", "name": "x", "key": "K"}]}'}),
+]
 
 
 def test_the_console_link_lands_an_admin_on_the_dashboard_with_the_portals_headers(app, client, issue_key):

@@ -12,7 +12,7 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from bot.console import export, keys, views  # noqa: F401  (their routes join the blueprint)
+    from bot.console import export, keys, menu, views  # noqa: F401  (their routes join the blueprint)
     from bot.console.access import bp
     from bot.console.traffic import Flusher
 

@@ -73,8 +73,9 @@ def _console(page, base: str, outdir: Path, name: str) -> list[Path]:
     """The operator console's pages, signed in as the admin from a /console link."""
     page.goto(link_path(Follower(http_post(base), ACCOUNT, ADMIN).say("/console")))
     written = [_save(page, outdir / f"admin-{name}.png")]
-    for path, page_name in ((f"/admin/keys?q={OPENID}", "admin-keys"), (f"/admin/keys/{OPENID}/grant?tokens=500",
-                            "admin-confirm"), ("/admin/audit", "admin-audit")):  # fmt: skip
+    pages = [(f"/admin/keys?q={OPENID}", "admin-keys"), (f"/admin/keys/{OPENID}/grant?tokens=500", "admin-confirm"),
+             ("/admin/audit", "admin-audit"), ("/admin/menu", "admin-menu")]  # fmt: skip
+    for path, page_name in pages:
         page.goto(path)
         written.append(_save(page, outdir / f"{page_name}-{name}.png"))
     return written

@@ -98,3 +98,19 @@ def test_a_follower_who_is_not_an_admin_gets_403_on_the_console(browser, portal)
             assert answer.status == 403 and page.get_by_role("heading", name="没有权限").is_visible(), path
             assert not overflows(page)
         assert watch.problems == []
+
+
+def test_an_admin_edits_the_menu_and_publishes_it_to_wechat(browser, portal, wechat_api_server):
+    base, _ = portal
+    wechat_api_server.reset()
+    with context(browser, base, PHONE) as (_, page, watch):
+        page.goto(link_path(Follower(http_post(base), ACCOUNT, ADMIN).say("/console")))
+        page.get_by_role("link", name="菜单").click()
+        page.get_by_label("名称", exact=True).first.fill("领取密钥")
+        page.get_by_role("button", name="检查并预览").click()
+        assert "领取密钥" in page.locator("#preview").text_content()
+        page.get_by_role("button", name="确认保存并发布到微信").click()
+        expect(page.locator("#answer")).to_contain_text("已发布：微信返回 errcode=0 ok")
+        [call] = wechat_api_server.calls_to("/cgi-bin/menu/create")
+        assert [b["name"] for b in call.body["button"]] == ["领取密钥", "重置对话", "我的用量"]
+        assert not overflows(page) and watch.problems == []
