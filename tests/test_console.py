@@ -18,11 +18,15 @@ from tests.portal import ask_link, csrf_of
 FOLLOWER = "oConsoleUser0000000000000001"
 PAGES = ["/admin", "/admin/keys", f"/admin/keys?q={FOLLOWER}", "/admin/audit", "/admin/audit.csv",
          f"/admin/keys/{FOLLOWER}/revoke", "/admin/export/usage.csv?start=2026-01-01&end=2026-01-02",
-         "/admin/assets/console.css", "/admin/menu", "/admin/panels"]  # fmt: skip
+         "/admin/assets/console.css", "/admin/menu", "/admin/panels", "/admin/content",
+         "/admin/content/words"]  # fmt: skip
 ACTIONS = [(f"/admin/keys/{FOLLOWER}/{a}", {"tokens": "5"}) for a in ("grant", "revoke", "rotate", "block", "reset")]
 ACTIONS += [
     ("/admin/menu", {"b0_name": "x", "b0_type": "click", "b0_value": "K"}),
     ("/admin/keys", {"q": FOLLOWER}),
+    ("/admin/content/prompt/save", {"prompt": "x"}),
+    ("/admin/content/prompt/reset", {}),
+    ("/admin/content/words/apply", {"action": "add", "words": "词"}),
     ("/admin/menu/publish", {"menu": '{"button": [{"type": "click", "name": "x", "key": "K"}]}'}),
 ]
 

@@ -12,7 +12,7 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from bot.console import export, keys, menu, views  # noqa: F401  (their routes join the blueprint)
+    from bot.console import export, keys, menu, prompt, views, words  # noqa: F401  (their routes join the blueprint)
     from bot.console.access import bp
     from bot.console.traffic import Flusher
 
@@ -21,5 +21,8 @@ def register(app: Flask) -> None:
     # leaving a timer behind each of the many apps they build.
     svc = app.extensions["bot"]
     app.extensions["stats_flush"] = flusher = Flusher(svc.redis)
+    prompts = prompt.PromptPoller(svc.redis, svc.chat, svc.settings.system_prompt)
+    app.extensions["prompt_poll"] = prompts
     if svc.settings.env != "test":
         flusher.start()
+        prompts.start()

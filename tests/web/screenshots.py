@@ -74,7 +74,8 @@ def _console(page, base: str, outdir: Path, name: str) -> list[Path]:
     page.goto(link_path(Follower(http_post(base), ACCOUNT, ADMIN).say("/console")))
     written = [_save(page, outdir / f"admin-{name}.png")]
     pages = [(f"/admin/keys?q={OPENID}", "admin-keys"), (f"/admin/keys/{OPENID}/grant?tokens=500", "admin-confirm"),
-             ("/admin/audit", "admin-audit"), ("/admin/menu", "admin-menu")]  # fmt: skip
+             ("/admin/audit", "admin-audit"), ("/admin/menu", "admin-menu"),
+             ("/admin/content", "admin-content"), ("/admin/content/words", "admin-words")]  # fmt: skip
     for path, page_name in pages:
         page.goto(path)
         written.append(_save(page, outdir / f"{page_name}-{name}.png"))
