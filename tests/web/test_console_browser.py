@@ -114,3 +114,13 @@ def test_an_admin_edits_the_menu_and_publishes_it_to_wechat(browser, portal, wec
         [call] = wechat_api_server.calls_to("/cgi-bin/menu/create")
         assert [b["name"] for b in call.body["button"]] == ["领取密钥", "重置对话", "我的用量"]
         assert not overflows(page) and watch.problems == []
+        for path in ("/admin", "/admin/keys", "/admin/audit", "/admin/content", "/admin/content/words", "/admin/menu"):
+            page.goto(path)  # each console page on a phone: fits the screen, every control has a name
+            assert page.evaluate("document.documentElement.lang") == "zh-CN" and not overflows(page), path
+            unnamed = page.evaluate(
+                "[...document.querySelectorAll('button, a, input, textarea, select')]"
+                ".filter(e => !(e.innerText || e.getAttribute('aria-label') || e.labels?.length"
+                " || e.type === 'hidden')).length"
+            )
+            assert unnamed == 0, path
+        assert watch.problems == []
