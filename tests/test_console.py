@@ -243,3 +243,23 @@ def test_a_flush_that_redis_refuses_keeps_its_counts_for_the_next(app, client, i
 def services_redis(app):
     with app.app_context():
         return services().redis
+
+
+def test_without_a_search_the_keys_page_lists_the_top_keys_of_the_range_and_the_newest(app, client, issue_key, redis):
+    from bot.ids import today
+    from bot.store.usage import day_before
+
+    with app.app_context():
+        keys = services().keys
+        fps = [keys.fingerprint(issue_key(f"oConsoleTop{i:017d}")) for i in range(3)]
+    now = today()
+    redis.hset(keyspace.api_key_days(fps[0]), mapping={now: 5, day_before(now, 10): 1000})  # busy 10 days ago
+    redis.hset(keyspace.api_key_days(fps[1]), mapping={now: 50})
+    redis.hset(keyspace.api_key(fps[2]), "created", 4102444800)  # the newest by far
+    browser = admin_client(app, client)
+    week = browser.get("/admin/keys").text.split('id="top"')[1].split("</table>")[0]
+    assert week.index(f"key#{fps[1][:10]}") < week.index(f"key#{fps[0][:10]}") and f"key#{fps[2][:10]}" not in week
+    month = browser.get("/admin/keys?days=30").text.split('id="top"')[1].split("</table>")[0]
+    assert month.index(f"key#{fps[0][:10]}") < month.index(f"key#{fps[1][:10]}") and ">1005<" in month
+    newest = browser.get("/admin/keys").text.split('id="newest"')[1].split("</table>")[0]
+    assert newest.index(f"key#{fps[2][:10]}") < newest.index(f"key#{fps[0][:10]}")

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import datetime
 
 from flask import Response, abort, g, redirect, render_template, request, url_for
 
 from bot.console.access import audit, bp
-from bot.ids import log_id, valid_openid
+from bot.console.ranking import newest_keys, top_keys
+from bot.ids import CHINA, log_id, today, valid_openid
 from bot.services import services
 from bot.store import keyspace
+from bot.store.usage import day_before
 from bot.web.account import account_of, china_time
 from bot.web.chart import draw
 
@@ -72,7 +75,17 @@ def keys() -> str:
         "console/keys.html", query=query, account=account, blocked=blocked, actions=ACTIONS,
         done=ACTIONS.get(request.args.get("done", "")), chart=draw(account.days) if account else None,
         when=china_time, key_id=log_id(account.info.fingerprint) if account and account.info else "",
+        **({} if query else _lists()),
     )  # fmt: skip
+
+
+def _lists() -> dict:
+    """Without a search: the top keys by tokens over 1, 7 or 30 days, and the newest keys."""
+    span = {"1": 1, "30": 30}.get(request.args.get("days", ""), 7)
+    now, client = today(), services().redis
+    days = [day_before(now, back) for back in range(span)]
+    return {"span": span, "top": top_keys(client, days), "newest": newest_keys(client), "id_of": log_id,
+            "created_at": lambda ts: china_time(datetime.fromtimestamp(ts, CHINA))}  # fmt: skip
 
 
 @bp.get("/keys/<openid>/<action>")
