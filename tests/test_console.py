@@ -193,13 +193,15 @@ def test_the_usage_export_has_a_row_per_key_and_day_with_its_tokens(app, client,
 def test_the_dashboard_counts_what_was_sent_once_flushed_and_a_second_flush_adds_nothing(app, client, issue_key, admin):
     from bot.console.traffic import hour_key, hour_of, hours_back
 
-    key = issue_key(FOLLOWER)
     app.extensions["stats_flush"].flush()  # what earlier tests in this process counted is not ours
     redis = services_redis(app)
     redis.delete(*[hour_key(h) for h in hours_back(2)] or ["-"])
+    key = issue_key(FOLLOWER)  # a new key
+    issue_key(FOLLOWER)  # the same key shown again: not new
     follower = Follower(flask_post(client), ACCOUNT, FOLLOWER)
-    for _ in range(3):
+    for _ in range(2):
         follower.say("key")
+    assert follower.say("你好")  # a chat: the follower is active today
     for _ in range(2):
         assert client.post("/api/v1/chat/completions", json={"api_secret_key": key, "messages": [
             {"role": "user", "content": "你好"}]}).status_code == 200  # fmt: skip
@@ -211,6 +213,7 @@ def test_the_dashboard_counts_what_was_sent_once_flushed_and_a_second_flush_adds
     browser = admin_client(app, client)  # its /console message is counted after the flush: not in the figures
     page = browser.get("/admin").text
     assert '<dd id="today-wechat">3</dd>' in page and '<dd id="today-api">3</dd>' in page
+    assert '<dd id="today-new-keys">1</dd>' in page and '<dd id="today-followers">1</dd>' in page
     panel = browser.get("/admin/panels?span=day").text
     assert "微信消息 3，API /api/v1 3，API /v1 0" in panel
     assert "微信消息 3" in browser.get("/admin/panels?span=month").text

@@ -13,7 +13,8 @@ from datetime import datetime
 import redis
 
 from bot.console.traffic import hours_back, read_hours
-from bot.ids import CHINA
+from bot.ids import CHINA, today
+from bot.store import keyspace
 from bot.web.chart import nice_top
 
 Counts = dict[str, int]
@@ -76,6 +77,7 @@ SERIES: dict[str, tuple[str, Callable[[Counts], float]]] = {
     "balance": ("余额不足", lambda c: total(c, "requests_total", outcome=("quota_exhausted", "too_poor"))),
     "content": ("内容过滤", lambda c: total(c, "sensitive_hits_total", direction="question")),
     "redis": ("Redis 错误", lambda c: total(c, "redis_errors_total")),
+    "new_keys": ("新密钥", lambda c: total(c, "keys_issued_total")),
 }
 PANELS = (
     ("traffic", "消息与调用（次）", ("wechat", "api", "openai")),
@@ -83,9 +85,10 @@ PANELS = (
     ("window", "微信 5 秒窗口的结果（次）", ("in_window", "partial", "deferred", "continue", "pushed")),
     ("latency", "模型延迟（毫秒，成功的调用）", ("p50", "p95")),
     ("failures", "模型失败与拒绝（次）", ("model_failed", "rate", "block", "balance", "content")),
+    ("keys", "新领取密钥的用户（个）", ("new_keys",)),
     ("redis", "Redis 错误（次）", ("redis",)),
 )
-STACKED = ("traffic", "tokens", "window", "failures", "redis")  # p50 and p95 are not added up
+STACKED = ("traffic", "tokens", "window", "failures", "keys", "redis")  # p50 and p95 are not added up
 
 
 @dataclass(frozen=True)
@@ -157,4 +160,7 @@ def today_figures(client: redis.Redis, now: datetime | None = None) -> dict[str,
     counts = merge(read_hours(client, hours_back(now.hour + 1, now)))
     figures: dict[str, float | None] = {k: SERIES[k][1](counts) for k in SERIES if k not in ("p50", "p95")}
     figures.update({name: latency_ms(counts, q) for name, q in QUANTILES})
+    # Followers who chatted today: their day counters (bot/store/usage.py), counted with SCAN on this
+    # page only; an hourly or 30-day count would need work per message, so it is today's alone.
+    figures["followers"] = sum(1 for _ in client.scan_iter(match=keyspace.day_patterns(today())[1], count=1000))
     return figures
