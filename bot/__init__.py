@@ -30,7 +30,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     app.extensions["bot"] = svc = build_services(settings)
     app.extensions["courier"], app.extensions["dispatcher"] = _wechat_door(svc)
 
-    from bot import cli, edge, errors_http, metrics, observe, ops, web
+    from bot import cli, console, edge, errors_http, metrics, observe, ops, web
     from bot.api import openai_door, spec_door
     from bot.wechat.views import bp as wechat_bp
 
@@ -45,6 +45,7 @@ def create_app(config: Mapping[str, str] | None = None) -> Flask:
     errors_http.register(app)
     cli.register(app)
     web.register(app, svc, exempt=[spec_door.bp, openai_door.bp, wechat_bp, ops.bp])
+    console.register(app)
     app.wsgi_app = edge.BodyDeadline(app.wsgi_app, settings.body_timeout)  # type: ignore[method-assign]
     return app
 
@@ -55,6 +56,7 @@ def _wechat_door(svc: Services) -> tuple[Courier, Dispatcher]:
     from flask import request
 
     from bot.chat.routing import upstream_states
+    from bot.store.audit import AuditLog
     from bot.store.drafts import Drafts
     from bot.web.signins import SignIns
     from bot.wechat.admin import AdminCommands
@@ -79,7 +81,7 @@ def _wechat_door(svc: Services) -> tuple[Courier, Dispatcher]:
     )  # fmt: skip
     admin = AdminCommands(
         svc.keys, svc.conversation, svc.stats, svc.wechat_client, guard=svc.guard,
-        upstreams=lambda: upstream_states(svc.provider),
+        upstreams=lambda: upstream_states(svc.provider), audit=AuditLog(svc.redis),
     )  # fmt: skip
     dispatcher = Dispatcher(
         svc.conversation, svc.keys, courier, admin,

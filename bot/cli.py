@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import secrets
 
@@ -10,8 +11,9 @@ import requests
 from flask import Flask
 from flask.cli import AppGroup
 
-from bot.ids import valid_openid
+from bot.ids import log_id, valid_openid
 from bot.services import services
+from bot.store.audit import AuditLog
 from bot.wechat import simulate
 
 keys_cli = AppGroup("keys", help="Issue, inspect, revoke and top up API keys.")
@@ -23,6 +25,11 @@ def _openid(value: str) -> str:
     if not valid_openid(value):
         raise click.BadParameter(f"not an openid: {value!r}")
     return value
+
+
+def _audit(action: str, target: str, detail: str = "") -> None:
+    """Write the command to the audit log before it reports success (a key given in full is not kept)."""
+    AuditLog(services().redis).record(f"cli:{getpass.getuser()}", "cli", action, target, detail)
 
 
 def _resolve(target: str) -> str:
@@ -41,6 +48,8 @@ def _resolve(target: str) -> str:
 def issue_key(openid: str) -> None:
     """Print OPENID's API key, issuing it if the follower has none yet (continuing their balance)."""
     key, created = services().keys.issue(_openid(openid))
+    if created:
+        _audit("issue", openid)
     click.echo(key)
     click.echo("issued a new key" if created else "this follower already had this key", err=True)
 
@@ -63,6 +72,7 @@ def revoke_key(openid: str) -> None:
     """Revoke OPENID's key; it stops working on its next request. The balance waits for their next key."""
     if not services().keys.revoke(_openid(openid)):
         raise click.ClickException(f"no key for {openid}")
+    _audit("revoke", openid)
     click.echo(f"revoked the key of {openid}")
 
 
@@ -70,7 +80,9 @@ def revoke_key(openid: str) -> None:
 @click.argument("openid")
 def rotate_key(openid: str) -> None:
     """Revoke OPENID's key and print a new one that keeps the balance."""
-    click.echo(services().keys.rotate(_openid(openid)))
+    key = services().keys.rotate(_openid(openid))
+    _audit("rotate", openid)
+    click.echo(key)
 
 
 @keys_cli.command("grant")
@@ -78,7 +90,9 @@ def rotate_key(openid: str) -> None:
 @click.argument("tokens", type=click.IntRange(1, 10**12))
 def grant_tokens(target: str, tokens: int) -> None:
     """Add TOKENS to a key's balance (TARGET: an openid or the key itself)."""
-    balance = services().keys.grant(_resolve(target), tokens)
+    fingerprint = _resolve(target)
+    balance = services().keys.grant(fingerprint, tokens)
+    _audit("grant", log_id(fingerprint) if target.startswith("sk-") else target, f"+{tokens} → {balance}")
     click.echo(f"balance is now {balance}")
 
 
@@ -102,6 +116,7 @@ def reseal_keys() -> None:
 def block_user(value: str) -> None:
     """Refuse API requests whose `user` field is VALUE, on every key, from the next request on."""
     already = not services().blocks.block_user(value)
+    _audit("block user", value)
     click.echo(f"user {value!r} {'was already' if already else 'is now'} blocked")
 
 
@@ -110,6 +125,7 @@ def block_user(value: str) -> None:
 def block_openid(openid: str) -> None:
     """Refuse OPENID's chat messages and API key from their next request on."""
     already = not services().blocks.block_openid(_openid(openid))
+    _audit("block", openid)
     click.echo(f"{openid} {'was already' if already else 'is now'} blocked")
 
 
@@ -119,6 +135,7 @@ def unblock_user(value: str) -> None:
     """Lift the block of a `user` value."""
     if not services().blocks.unblock_user(value):
         raise click.ClickException(f"user {value!r} was not blocked")
+    _audit("unblock user", value)
     click.echo(f"user {value!r} is no longer blocked")
 
 
@@ -128,6 +145,7 @@ def unblock_openid(openid: str) -> None:
     """Lift the block of a follower."""
     if not services().blocks.unblock_openid(_openid(openid)):
         raise click.ClickException(f"{openid} was not blocked")
+    _audit("unblock", openid)
     click.echo(f"{openid} is no longer blocked")
 
 

@@ -54,6 +54,7 @@ SENSITIVE_HITS = Counter(
 MODERATION = Counter(
     "xiaoyi_moderation_total", "Questions put to BOT_MODERATION_URL, by outcome (clean, flagged, error)", ["outcome"]
 )
+KEYS_ISSUED = Counter("xiaoyi_keys_issued_total", "API keys issued to followers who had none before")
 UPSTREAM_CALLS = Counter("xiaoyi_upstream_calls_total", "Attempts sent to each model upstream", ["upstream"])
 UPSTREAM_FAILURES = Counter(
     "xiaoyi_upstream_failures_total",
@@ -125,6 +126,11 @@ def count_tokens(tokens: int, payer: str) -> None:
     if tokens > 0:
         door = _door.get() or ("wechat" if payer == "follower" else "other")
         TOKENS.labels(door, payer).inc(tokens)
+
+
+def count_key_issued() -> None:
+    """A follower's first API key (a re-issue after a revoke or a rotation is not a new key)."""
+    KEYS_ISSUED.inc()
 
 
 def count_redis_error(door: str) -> None:

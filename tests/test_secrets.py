@@ -53,6 +53,8 @@ def readable_values(redis, name):
         return list(redis.smembers(name))
     if kind == "list":
         return redis.lrange(name, 0, -1)
+    if kind == "stream":  # the audit log (bot/store/audit.py)
+        return [text for _, fields in redis.xrange(name) for pair in fields.items() for text in pair]
     raise AssertionError(f"{name} has a type this test does not read: {kind}")
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import redis
 
+from bot import metrics
 from bot.ids import log_id, today
 from bot.store import keyspace
 from bot.store.apikeys_lua import ClaimAccount, Claimed, Grant, RetireKey
@@ -113,6 +114,7 @@ class KeyStore:
             if outcome is Claimed.CLAIMED:
                 if not granted:
                     self.redis.incr(keyspace.key_owners())
+                    metrics.count_key_issued()  # the console's "new keys" (bot/console/traffic.py)
                 logger.info("issued %s to %s", log_id(fp), openid)
                 return key, True
             self.redis.delete(keyspace.api_key(fp))  # another worker issued one first, or the funds moved

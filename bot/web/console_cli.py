@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 
 import click
@@ -10,6 +11,7 @@ from flask.cli import AppGroup
 
 from bot.ids import valid_openid
 from bot.services import services
+from bot.store.audit import AuditLog
 
 console_cli = AppGroup("console", help="The web portal: sign-in links.")
 
@@ -25,5 +27,6 @@ def link(openid: str, base: str | None) -> None:
         raise click.BadParameter(f"not an openid: {openid!r}")
     base = base or services().settings.public_url or f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
     token = current_app.extensions["signins"].issue_link(openid)
+    AuditLog(services().redis).record(f"cli:{getpass.getuser()}", "cli", "console link", openid)
     click.echo(f"{base.rstrip('/')}/login/{token}")
     click.echo("valid for 10 minutes, once; anyone holding it signs in as this follower", err=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import secrets
 
-from flask import Blueprint, Response, abort, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, session, url_for
 from werkzeug.exceptions import HTTPException
 
 from bot.services import services
@@ -53,7 +53,7 @@ def redeem(token: str) -> Response:
     sign_in(redeemed.openid)
     g.openid = redeemed.openid
     logger.info("signed in %s by link", redeemed.openid)
-    return redirect(url_for("portal.me"), 303)
+    return redirect(url_for(landing(redeemed.openid)), 303)
 
 
 @bp.get("/login/wechat")
@@ -97,6 +97,12 @@ def logout_everywhere() -> Response:
     sign_out_everywhere(openid)
     logger.info("%s signed out everywhere", openid)
     return redirect(url_for("portal.home"), 303)
+
+
+def landing(openid: str) -> str:
+    """Where a link lands: the operator console for an admin (when it is served), else /me."""
+    admin = openid in services().settings.admin_openids and "console.dashboard" in current_app.view_functions
+    return "console.dashboard" if admin else "portal.me"
 
 
 def client_address() -> str:

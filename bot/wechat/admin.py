@@ -14,6 +14,7 @@ from bot.ids import log_id, valid_openid
 from bot.safety.admin import ban_action, run_ban
 from bot.safety.guard import ContentGuard
 from bot.store.apikeys import KeyStore
+from bot.store.audit import AuditLog
 from bot.store.conversation import Conversation
 from bot.store.stats import Stats
 from bot.wechat import texts
@@ -23,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 MENU_FILE = Path(__file__).resolve().parent.parent.parent / "config" / "menu.json"
 MAX_GRANT = 10**9
+AUDITED = ("reset", "rotate", "grant", "menu")  # the commands that change something
 
 
 class AdminCommands:
@@ -30,8 +32,9 @@ class AdminCommands:
 
     def __init__(
         self, keys: KeyStore, conversation: Conversation, stats: Stats, client: SharedTokenClient | None,
-        guard: ContentGuard | None = None, upstreams: Callable[[], list[dict]] = list,
+        guard: ContentGuard | None = None, upstreams: Callable[[], list[dict]] = list, audit: AuditLog | None = None,
     ):  # fmt: skip
+        self.audit = audit  # every command that changes something is written here before its reply
         self.guard = guard  # the banned words, for /ban and /stats
         self.keys = keys
         self.conversation = conversation
@@ -44,13 +47,24 @@ class AdminCommands:
         name, *args = text[1:].split() or ["help"]
         if name.lower() == "ban" and self.guard is not None:  # its word may hold spaces, and is not logged
             logger.info("admin %s ran /ban %s", admin, ban_action(args))
-            return run_ban(self.guard.store, args)
+            reply = run_ban(self.guard.store, args)
+            if ban_action(args) != "list":  # the word itself is not recorded, as it is not logged
+                self.note(admin, f"ban {ban_action(args)}", detail=reply.splitlines()[0] if reply else "")
+            return reply
         handler = getattr(self, f"do_{name.lower()}", None)
         if handler is None:
             return f"未知命令 /{name}。\n\n{texts.ADMIN_HELP}"
         reply = handler(admin, *args[:2]) if len(args) <= 2 else "参数太多。"
         logger.info("admin %s ran /%s %s", admin, name, " ".join(_loggable(a) for a in args))
+        if name.lower() in AUDITED:
+            target = (self._openid(args[0]) or _loggable(args[0])) if args else ""  # a key: its owner
+            self.note(admin, name.lower(), target, f"{' '.join(args[1:2])} → {reply}")
         return reply
+
+    def note(self, admin: str, action: str, target: str = "", detail: str = "") -> None:
+        """Write an admin's action to the audit log (bot/store/audit.py), from WeChat."""
+        if self.audit is not None:
+            self.audit.record(admin, "wechat", action, target, detail)
 
     def _openid(self, target: str | None) -> str | None:
         """The follower named by an openid, or by their key (its owner)."""

@@ -128,6 +128,9 @@ class Dispatcher:
             case Kind.EVENT:
                 return self.on_event(openid, incoming.message)
             case Kind.ADMIN_COMMAND:
+                if incoming.text.split()[0].lower() == "/console":  # stored as a marker, never the link
+                    self.admin.note(openid, "console link")
+                    return self.login_reply(openid)
                 return Decided(self.admin.run(openid, incoming.text))
             case Kind.KEY_REQUEST:
                 return self.key_reply(openid)

@@ -40,6 +40,7 @@ USAGE = "你的 API 密钥余额：{balance} tokens\n今天 API 已用：{used_t
 ADMIN_HELP = (
     "管理命令：\n"
     "/help 本帮助\n"
+    "/console 运营控制台的一次性登录链接\n"
     "/reset <openid|key> 清空该用户的对话与待发回复\n"
     "/rotate <openid> 撤销并换发密钥（余额保留）\n"
     "/grant <openid|key> <tokens> 增加额度\n"

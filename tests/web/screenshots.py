@@ -1,4 +1,4 @@
-"""`make screenshots`: each portal page at 1280×800 and 375×812, written to a directory as PNGs.
+"""`make screenshots`: each portal and console page at 1280×800 and 375×812, written to a directory as PNGs.
 
     .venv/bin/python -m tests.web.screenshots var/screenshots
 
@@ -20,12 +20,14 @@ from bot.ids import today
 from bot.services import services
 from bot.store import keyspace
 from bot.store.usage import day_before
-from tests.conftest import ACCOUNT, TEST_SECRET, WECHAT_SECRET
+from tests.conftest import ACCOUNT, ADMIN, TEST_SECRET, WECHAT_SECRET
 from tests.doubles.upstream import UpstreamDouble
 from tests.doubles.wechat_api import WeChatApiDouble
+from tests.follower import Follower
 from tests.helpers import ask
+from tests.portal import link_path
 from tests.servers import werkzeug_server
-from tests.web.browser import DESKTOP, PHONE, context, launch, link_from_account
+from tests.web.browser import DESKTOP, PHONE, context, http_post, launch, link_from_account
 
 OPENID = "oScreenshots0000000000000001"
 
@@ -41,6 +43,7 @@ def _with_history(app) -> None:
         fp, now = svc.keys.fingerprint(key), today()
         svc.redis.hset(keyspace.api_key_days(fp), mapping={day_before(now, d): (d * 37) % 900 for d in range(1, 30)})
         svc.redis.hset(keyspace.follower_days(OPENID), mapping={day_before(now, d): (d * 53) % 600 for d in range(30)})
+    app.extensions["stats_flush"].flush()  # the dashboard's figures, as a worker flushes them every 10 s
 
 
 def shoot(outdir: Path, base: str, browser) -> list[Path]:
@@ -62,6 +65,20 @@ def shoot(outdir: Path, base: str, browser) -> list[Path]:
             written.append(_save(page, outdir / f"rotate-{name}.png"))
             page.goto(link)
             written.append(_save(page, outdir / f"used-link-{name}.png"))
+            written += _console(page, base, outdir, name)
+    return written
+
+
+def _console(page, base: str, outdir: Path, name: str) -> list[Path]:
+    """The operator console's pages, signed in as the admin from a /console link."""
+    page.goto(link_path(Follower(http_post(base), ACCOUNT, ADMIN).say("/console")))
+    written = [_save(page, outdir / f"admin-{name}.png")]
+    pages = [(f"/admin/keys?q={OPENID}", "admin-keys"), (f"/admin/keys/{OPENID}/grant?tokens=500", "admin-confirm"),
+             ("/admin/audit", "admin-audit"), ("/admin/menu", "admin-menu"),
+             ("/admin/content", "admin-content"), ("/admin/content/words", "admin-words")]  # fmt: skip
+    for path, page_name in pages:
+        page.goto(path)
+        written.append(_save(page, outdir / f"{page_name}-{name}.png"))
     return written
 
 
@@ -79,6 +96,7 @@ def main(outdir: Path) -> None:
         "BOT_ENV": "test", "REDIS_URL": redis.url, "BOT_SECRET": TEST_SECRET, "OPENAI_BASE_URL": upstream.url,
         "OPENAI_API_KEY": "sk-upstream-test", "WECHAT_TOKEN": ACCOUNT.token, "WECHAT_AES_KEY": ACCOUNT.aes_key,
         "WECHAT_APPID": ACCOUNT.appid, "WECHAT_SECRET": WECHAT_SECRET, "WECHAT_API_BASE_URL": wechat.url,
+        "BOT_ADMIN_OPENIDS": ADMIN,
     })  # fmt: skip
     try:
         _with_history(app)
