@@ -32,3 +32,10 @@ def portal(redis_server, upstream_server, wechat_api_server):
     with werkzeug_server(app) as base:
         yield base, app
     app.extensions["bot"].close()
+
+
+@pytest.fixture(autouse=True)
+def fresh_model(upstream_server):
+    """Each browser test starts with the model double answering plainly: the double is shared by the
+    session's test files, and another file may have left it failing or slow."""
+    upstream_server.reset()
