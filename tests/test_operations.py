@@ -236,13 +236,11 @@ def test_metrics_under_gunicorn_add_up_both_workers(tmp_path, redis_server, upst
     server = Gunicorn(tmp_path, redis_server.url, upstream_server.url, WEB_CONCURRENCY="2")
     try:
         server.start()
-        seen: set[int] = set()
-        for _ in range(200):
+        def both_answered() -> bool:  # the second worker may still be booting on a busy machine
             requests.get(server.url + "/healthz", headers={"Connection": "close"}, timeout=5)
-            seen = {pid for pid, _, path in server.served() if path == "/healthz"}
-            if len(seen) == 2:
-                break
-        assert len(seen) == 2, "only one worker answered"
+            return len({pid for pid, _, path in server.served() if path == "/healthz"}) == 2
+
+        assert wait_for(both_answered, 30), "only one worker answered"
         text = requests.get(server.url + "/metrics", timeout=5).text
         counted = sample(text, "xiaoyi_requests_total", door="ops", status="2xx", outcome="ok")
         # A request is counted before its response is sent, and its access-log line written after.
