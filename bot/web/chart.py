@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from bot.web.account import Day
 
 WIDTH, HEIGHT = 600, 220
-LEFT, RIGHT, TOP, BOTTOM = 56, 8, 12, 28  # room for the axes' labels
+LEFT, RIGHT, TOP, BOTTOM = 56, 24, 12, 28  # room for the axes' labels (half of the last day's on the right)
 
 
 @dataclass(frozen=True)
