@@ -31,3 +31,28 @@ def violations(page: Page) -> list[str]:
         WCAG_21_AA,
     )
     return list(found)
+
+
+# axe-core leaves SVG graphics alone; WCAG 1.4.11 asks 3:1 of a chart's bars against what they sit on.
+CHART_CONTRAST = """() => {
+  const rgb = c => (c.match(/[\\d.]+/g) || []).slice(0, 4).map(Number);
+  const lum = ([r, g, b]) => [r, g, b].map(v => v / 255)
+    .map(v => v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4)
+    .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+  const ratio = (a, b) => {
+    const [hi, lo] = [lum(a), lum(b)].sort((x, y) => y - x); return (hi + 0.05) / (lo + 0.05); };
+  const backdrop = el => { for (; el; el = el.parentElement) { const c = rgb(getComputedStyle(el).backgroundColor);
+    if (c.length === 3 || c[3] > 0) return c; } return [255, 255, 255]; };
+  const seen = new Set();
+  for (const bar of document.querySelectorAll('svg.chart rect')) {
+    const fill = getComputedStyle(bar).fill, under = backdrop(bar.closest('svg').parentElement);
+    const found = ratio(rgb(fill), under);
+    if (found < 3) seen.add(`${bar.getAttribute('class')} ${fill} on rgb(${under.slice(0, 3)}): ${found.toFixed(2)}:1`);
+  }
+  return [...seen];
+}"""
+
+
+def chart_contrast(page: Page) -> list[str]:
+    """Each chart bar colour below 3:1 against the chart's background (WCAG 1.4.11); [] when none."""
+    return list(page.evaluate(CHART_CONTRAST))
