@@ -81,7 +81,7 @@ def _wechat_door(svc: Services) -> tuple[Courier, Dispatcher]:
     )  # fmt: skip
     admin = AdminCommands(
         svc.keys, svc.conversation, svc.stats, svc.wechat_client, guard=svc.guard,
-        upstreams=lambda: upstream_states(svc.provider), audit=AuditLog(svc.redis),
+        upstreams=lambda: upstream_states(svc.provider), audit=AuditLog(svc.redis), menu_redis=svc.redis,
     )  # fmt: skip
     dispatcher = Dispatcher(
         svc.conversation, svc.keys, courier, admin,

@@ -11,7 +11,8 @@ import pytest
 
 from bot.services import services
 from bot.store.audit import AuditLog
-from tests.console import admin_client
+from bot.store.menus import MENU_FILE
+from tests.console import admin_client, entries
 from tests.portal import csrf_of
 
 MENU = "/cgi-bin/menu/create"
@@ -83,3 +84,28 @@ def test_an_edited_preview_is_checked_again_and_wechats_refusal_is_shown(app, cl
     one = json.dumps({"button": [{"type": "click", "name": "密钥", "key": "GET_KEY"}]})
     done = browser.post("/admin/menu/publish", data={"menu": one, "csrf_token": csrf})
     assert "发布失败：errcode=40018" in done.text
+
+
+def test_the_wechat_command_publishes_the_menu_the_console_saved_and_says_so(app, client, admin, wechat_api, redis):
+    assert "默认菜单 config/menu.json" in admin.say("/menu")  # nothing saved yet: the default
+    browser = admin_client(app, client)
+    shown, csrf = preview(browser, form())
+    carried = html.unescape(re.search(r'name="menu" value="([^"]+)"', shown.text)[1])
+    browser.post("/admin/menu/publish", data={"menu": carried, "csrf_token": csrf})
+    reply = admin.say("/menu")
+    assert reply == "菜单已发布：控制台保存的菜单，2 个按钮。"
+    default, console, command = wechat_api.calls_to(MENU)
+    assert default.body == json.loads(MENU_FILE.read_text(encoding="utf-8"))
+    assert command.body == console.body == json.loads(redis.get("bot:menu"))  # not config/menu.json again
+    assert entries(app)[0].detail.endswith(reply)  # the audit entry says which menu went out
+
+
+@pytest.mark.parametrize("saved", ["not json", '{"button": []}', '["a"]', '{"button": "x"}'])
+def test_a_saved_menu_that_is_not_one_is_not_published_and_the_form_starts_afresh(
+    app, client, admin, wechat_api, redis, saved
+):
+    redis.set("bot:menu", saved)  # written by hand, or cut short
+    assert admin.say("/menu") == "控制台保存的菜单（Redis bot:menu）无法读取，未发布。请在控制台的「菜单」页重新保存。"
+    assert wechat_api.calls_to(MENU) == [] and redis.get("bot:menu") == saved  # nothing sent, nothing lost
+    page = admin_client(app, client).get("/admin/menu")
+    assert page.status_code == 200 and 'value="GET_KEY"' in page.text  # config/menu.json, to save over it

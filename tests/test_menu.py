@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from bot.wechat.admin import MENU_FILE
+from bot.store.menus import MENU_FILE
 from tests.conftest import ACCOUNT
 from tests.follower import Follower, flask_post
 from tests.portal import link_path

@@ -12,7 +12,7 @@ import pytest
 
 from bot.services import services
 from bot.store import keyspace
-from bot.wechat.admin import MENU_FILE
+from bot.store.menus import MENU_FILE
 from tests.conftest import ACCOUNT, ADMIN
 from tests.follower import Follower, flask_post
 
@@ -90,7 +90,7 @@ def test_unknown_command_shows_help(admin):
 
 
 def test_menu_is_published_through_wechats_api(admin, wechat_api):
-    assert "菜单已发布" in admin.say("/menu")
+    assert admin.say("/menu") == "菜单已发布：默认菜单 config/menu.json（控制台还没有保存过菜单），3 个按钮。"
     [call] = wechat_api.calls_to("/cgi-bin/menu/create")
     assert call.body == json.loads(MENU_FILE.read_text(encoding="utf-8"))
     assert call.query["access_token"] == wechat_api.current_token

@@ -17,19 +17,19 @@ from wechatpy.exceptions import WeChatClientException
 
 from bot.console.access import audit, bp
 from bot.services import services
-from bot.store.keyspace import PREFIX
-from bot.wechat.admin import MENU_FILE
+from bot.store import menus
 
 logger = logging.getLogger(__name__)
-MENU_KEY = f"{PREFIX}:menu"
 TOPS, SUBS = 3, 5
 TYPES = ("click", "view")
 
 
 def current_menu() -> dict:
-    """The saved menu, else config/menu.json."""
-    saved = services().redis.get(MENU_KEY)
-    return json.loads(saved) if saved else json.loads(MENU_FILE.read_text(encoding="utf-8"))
+    """The saved menu, else config/menu.json (also when what is saved is not a menu: the form replaces it)."""
+    try:
+        return menus.current_menu(services().redis)[0]
+    except menus.UnreadableMenu:
+        return menus.default_menu()
 
 
 def _button(name: str, kind: str, value: str, limit: int, where: str, problems: list[str]) -> dict:
@@ -108,7 +108,7 @@ def menu_publish() -> tuple[str, int] | str:
         menu, problems = {}, ["菜单数据无效，请重新编辑"]
     if problems:
         return render_template("console/menu.html", slots=slots(menu), problems=problems, preview=None), 400
-    services().redis.set(MENU_KEY, json.dumps(menu, ensure_ascii=False))
+    menus.save_menu(services().redis, menu)
     answer = _publish(menu)
     audit("menu publish", "", answer)
     return render_template("console/menu.html", slots=slots(menu), problems=[], preview=None, answer=answer)

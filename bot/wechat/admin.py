@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
-from pathlib import Path
 
+import redis
 import requests
 from wechatpy.exceptions import WeChatClientException
 
@@ -16,13 +15,13 @@ from bot.safety.guard import ContentGuard
 from bot.store.apikeys import KeyStore
 from bot.store.audit import AuditLog
 from bot.store.conversation import Conversation
+from bot.store.menus import DEFAULT, SAVED, UnreadableMenu, current_menu, default_menu
 from bot.store.stats import Stats
 from bot.wechat import texts
 from bot.wechat.client import SharedTokenClient
 
 logger = logging.getLogger(__name__)
 
-MENU_FILE = Path(__file__).resolve().parent.parent.parent / "config" / "menu.json"
 MAX_GRANT = 10**9
 AUDITED = ("reset", "rotate", "grant", "menu")  # the commands that change something
 
@@ -33,7 +32,9 @@ class AdminCommands:
     def __init__(
         self, keys: KeyStore, conversation: Conversation, stats: Stats, client: SharedTokenClient | None,
         guard: ContentGuard | None = None, upstreams: Callable[[], list[dict]] = list, audit: AuditLog | None = None,
+        menu_redis: redis.Redis | None = None,
     ):  # fmt: skip
+        self.menu_redis = menu_redis  # where the console saves its menu (bot/store/menus.py), for /menu
         self.audit = audit  # every command that changes something is written here before its reply
         self.guard = guard  # the banned words, for /ban and /stats
         self.keys = keys
@@ -118,10 +119,15 @@ class AdminCommands:
         return texts.UPSTREAMS_HEAD + "\n".join(texts.upstream_line(**state) for state in states)
 
     def do_menu(self, admin: str, *_: str) -> str:
+        """Publish the menu the console saved, else config/menu.json; the reply says which."""
         client = self.client
         if client is None:
             return "未配置 WECHAT_APPID / WECHAT_SECRET，无法调用微信接口。"
-        menu = json.loads(MENU_FILE.read_text(encoding="utf-8"))
+        try:
+            menu, source = current_menu(self.menu_redis) if self.menu_redis is not None else (default_menu(), DEFAULT)
+        except UnreadableMenu as error:  # publishing the default instead would undo the console's menu unasked
+            logger.error("admin %s: /menu not published: %s", admin, error)
+            return texts.MENU_UNREADABLE
         try:
             client.call(lambda: client.menu.create(menu))
         except WeChatClientException as error:
@@ -130,7 +136,8 @@ class AdminCommands:
         except requests.RequestException as error:
             logger.error("admin %s: menu/create unreachable: %s", admin, type(error).__name__)
             return "发布菜单失败：微信接口暂时无法访问，请稍后再试。"
-        return f"菜单已发布（{len(menu['button'])} 个按钮）。"
+        which = texts.MENU_SAVED if source == SAVED else texts.MENU_DEFAULT
+        return f"菜单已发布：{which}，{len(menu['button'])} 个按钮。"
 
 
 def _loggable(arg: str) -> str:

@@ -46,9 +46,12 @@ ADMIN_HELP = (
     "/grant <openid|key> <tokens> 增加额度\n"
     "/stats 今日统计\n"
     "/upstreams 模型上游的状态\n"
-    "/menu 发布 config/menu.json 中的自定义菜单\n"
+    "/menu 发布控制台保存的自定义菜单（没有时发布 config/menu.json）\n"
     "/ban add|del|list 管理违禁词"
 )
+MENU_SAVED = "控制台保存的菜单"
+MENU_DEFAULT = "默认菜单 config/menu.json（控制台还没有保存过菜单）"
+MENU_UNREADABLE = "控制台保存的菜单（Redis bot:menu）无法读取，未发布。请在控制台的「菜单」页重新保存。"
 STATS = (
     "今日统计（北京时间）：\n"
     "已领取密钥的用户：{key_owners}\n"
