@@ -23,11 +23,11 @@ def ask_link(client, openid: str, word: str = "登录") -> str:
     return link_path(Follower(flask_post(client), ACCOUNT, openid).say(word))
 
 
-def signed_in_client(app, openid: str):
-    """A browser (test client) signed in as `openid` through a link from the account."""
+def signed_in_client(app, openid: str, lands: str = "/me"):
+    """A browser (test client) signed in as `openid` through a link from the account (landing on `lands`)."""
     client = app.test_client()
     response = client.get(ask_link(app.test_client(), openid))
-    assert response.status_code == 303 and response.headers["Location"].endswith("/me"), response.status_code
+    assert response.status_code == 303 and response.headers["Location"].endswith(lands), response.status_code
     return client
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from bot.services import services
 from bot.store import keyspace
-from tests.conftest import ACCOUNT
+from tests.conftest import ACCOUNT, ADMIN
 from tests.follower import Follower, flask_post
 from tests.portal import ask_link, csrf_of, signed_in_client
 from tests.procs import wait_for
@@ -192,6 +192,24 @@ def test_wechat_oauth_signs_a_follower_in_silently(oauth_app, wechat_api):
     assert done.status_code == 303 and done.headers["Location"].endswith("/me")
     assert browser.get("/me").status_code == 200
     assert wechat_api.calls_to("/sns/oauth2/access_token")[0].query["code"].startswith("CODE-")
+
+
+def test_an_admin_signing_in_through_wechat_lands_on_the_console_as_a_link_does(oauth_app, wechat_api):
+    wechat_api.sign_in_as(ADMIN)
+    browser = oauth_app.test_client()
+    done = browser.get(_through_wechat(browser, wechat_api))
+    assert done.status_code == 303 and done.headers["Location"].endswith("/admin")
+    assert "运营控制台" in browser.get("/admin").text
+
+
+def test_an_admins_portal_pages_link_to_the_console_and_a_followers_never_do(app):
+    console = '<a href="/admin">控制台</a>'
+    admin, follower = signed_in_client(app, ADMIN, lands="/admin"), signed_in_client(app, OPENID)
+    for path in ("/me", "/docs", "/playground", "/"):
+        assert console in admin.get(path).text, path
+        assert console not in follower.get(path).text, path
+    assert console not in app.test_client().get("/").text  # signed out
+    assert follower.get("/admin").status_code == 403  # the link's absence is not the lock
 
 
 def test_wechat_oauth_refuses_a_wrong_state_a_reused_code_and_is_off_by_default(oauth_app, wechat_api, client):

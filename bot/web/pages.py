@@ -18,6 +18,7 @@ from bot.web import apidocs, guard, messages
 from bot.web.account import account_of, china_time, mask
 from bot.web.chart import draw
 from bot.web.session import follower_required, signed_in, standing
+from bot.web.signin_views import console_admin
 
 logger = logging.getLogger(__name__)
 ICON = (
@@ -41,10 +42,9 @@ def refuse_broken_cookie() -> None:
 
 @bp.app_context_processor
 def page_context() -> dict:
-    return {
-        "signed_in": signed_in() if request.blueprint in ("portal", "signin") else None,
-        "outcome": messages.outcome,
-    }
+    openid = signed_in() if request.blueprint in ("portal", "signin") else None
+    # an admin's portal pages link to the console (the console's own pages say admin themselves)
+    return {"signed_in": openid, "admin": console_admin(openid), "outcome": messages.outcome}
 
 
 def base_url() -> str:

@@ -80,7 +80,7 @@ def wechat_back() -> Response:
     sign_in(openid)
     g.openid = openid
     logger.info("signed in %s by WeChat OAuth", openid)
-    return redirect(url_for("portal.me"), 303)
+    return redirect(url_for(landing(openid)), 303)  # as a link does: an admin on the console
 
 
 @bp.post("/logout")
@@ -100,9 +100,14 @@ def logout_everywhere() -> Response:
 
 
 def landing(openid: str) -> str:
-    """Where a link lands: the operator console for an admin (when it is served), else /me."""
-    admin = openid in services().settings.admin_openids and "console.dashboard" in current_app.view_functions
-    return "console.dashboard" if admin else "portal.me"
+    """Where signing in lands (a link, WeChat's OAuth): the operator console for an admin, else /me."""
+    return "console.dashboard" if console_admin(openid) else "portal.me"
+
+
+def console_admin(openid: str | None) -> bool:
+    """Whether `openid` may use the operator console, and it is served: its pages then link to it."""
+    served = "console.dashboard" in current_app.view_functions
+    return bool(openid) and openid in services().settings.admin_openids and served
 
 
 def client_address() -> str:
