@@ -3,27 +3,29 @@
     .venv/bin/python -m tests.web.screenshots var/screenshots
 
 The service runs as in the browser tests (real redis-server, the model and WeChat API doubles, all
-on 127.0.0.1), with a follower who has used the API and WeChat chat on some of the last 30 days.
+on 127.0.0.1), with a follower who has used the API and WeChat chat on some of the last 30 days, and
+real traffic (API calls, WeChat messages) flushed into hours of the last 30 days for the dashboard.
 """
 
 from __future__ import annotations
 
 import sys
 import tempfile
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
 from bot import create_app
 from bot.embedded import EmbeddedRedis
-from bot.ids import today
+from bot.ids import CHINA, today
 from bot.services import services
 from bot.store import keyspace
 from bot.store.usage import day_before
 from tests.conftest import ACCOUNT, ADMIN, TEST_SECRET, WECHAT_SECRET
 from tests.doubles.upstream import UpstreamDouble
 from tests.doubles.wechat_api import WeChatApiDouble
-from tests.follower import Follower
+from tests.follower import Follower, flask_post
 from tests.helpers import ask
 from tests.portal import link_path
 from tests.servers import werkzeug_server
@@ -43,7 +45,24 @@ def _with_history(app) -> None:
         fp, now = svc.keys.fingerprint(key), today()
         svc.redis.hset(keyspace.api_key_days(fp), mapping={day_before(now, d): (d * 37) % 900 for d in range(1, 30)})
         svc.redis.hset(keyspace.follower_days(OPENID), mapping={day_before(now, d): (d * 53) % 600 for d in range(30)})
-    app.extensions["stats_flush"].flush()  # the dashboard's figures, as a worker flushes them every 10 s
+    _traffic(app)
+
+
+HOURS_AGO = (0, 1, 2, 4, 7, 11, 16, 22, 30, 55, 80, 130, 190, 260, 340, 430, 530, 640)
+
+
+def _traffic(app) -> None:
+    """API calls (three other followers' keys) and WeChat messages, each batch flushed into an hour of the
+    last 30 days as a worker flushes its counters every 10 s: the dashboard's panels have bars to show."""
+    client, flusher = app.test_client(), app.extensions["stats_flush"]
+    with app.app_context():
+        keys = [services().keys.issue(f"oScreenshotsApi{n:013d}")[0] for n in range(3)]
+    for i, back in enumerate(HOURS_AGO):
+        for n in range(i % 3 + 1):
+            ask(client, keys[n], "你好")
+        for n in range(i * 2 % 5 + 1):
+            Follower(flask_post(client), ACCOUNT, f"oScreenshotsChat{i:06d}{n:06d}").say("你好")
+        flusher.flush(now=datetime.now(CHINA) - timedelta(hours=back))
 
 
 def shoot(outdir: Path, base: str, browser) -> list[Path]:
@@ -73,12 +92,20 @@ def _console(page, base: str, outdir: Path, name: str) -> list[Path]:
     """The operator console's pages, signed in as the admin from a /console link."""
     page.goto(link_path(Follower(http_post(base), ACCOUNT, ADMIN).say("/console")))
     written = [_save(page, outdir / f"admin-{name}.png")]
-    pages = [(f"/admin/keys?q={OPENID}", "admin-keys"), (f"/admin/keys/{OPENID}/grant?tokens=500", "admin-confirm"),
+    pages = [("/admin?span=month", "admin-month"), ("/admin/keys", "admin-keys-list"),
+             (f"/admin/keys?q={OPENID}", "admin-keys"), (f"/admin/keys/{OPENID}/grant?tokens=500", "admin-confirm"),
              ("/admin/audit", "admin-audit"), ("/admin/menu", "admin-menu"),
              ("/admin/content", "admin-content"), ("/admin/content/words", "admin-words")]  # fmt: skip
     for path, page_name in pages:
         page.goto(path)
         written.append(_save(page, outdir / f"{page_name}-{name}.png"))
+    page.goto("/admin/menu")
+    page.get_by_label("名称", exact=True).first.fill("领取密钥")
+    page.get_by_role("button", name="检查并预览").click()
+    written.append(_save(page, outdir / f"admin-menu-preview-{name}.png"))
+    page.get_by_role("button", name="确认保存并发布到微信").click()
+    page.locator("#answer").wait_for()
+    written.append(_save(page, outdir / f"admin-menu-published-{name}.png"))
     return written
 
 
