@@ -33,7 +33,7 @@ chromium:
 	  command -v chromium >/dev/null 2>&1 || { \
 	    echo "could not install chromium; run: sudo apt-get install -y chromium fonts-wqy-zenhei" >&2; exit 1; }; }
 
-# Each portal page at 1280x800 and 375x812, written to var/screenshots/.
+# Each portal and console page at 1280x800 and 375x812, written to var/screenshots/.
 screenshots: $(READY) chromium
 	$(PY) -m tests.web.screenshots var/screenshots
 
