@@ -41,6 +41,7 @@ def test_every_console_page_meets_wcag_21_aa(browser, portal, wechat_api_server,
     found: dict[str, list[str]] = {}
 
     def audit(name: str) -> None:
+        page.wait_for_load_state()  # a form's answer is audited as shown, its stylesheets applied
         # every 以表格查看 open, as an admin who reads the tables has them: their tables are audited too
         page.evaluate("document.querySelectorAll('details').forEach(d => { d.open = true; })")
         found[name] = violations(page) + chart_contrast(page)

@@ -163,6 +163,7 @@ def test_an_admin_edits_the_menu_and_publishes_it_to_wechat(browser, portal, wec
         call = wechat_api_server.calls_to("/cgi-bin/menu/create")[-1]
         shipped = [b["name"] for b in json.loads(Path("config/menu.json").read_text(encoding="utf-8"))["button"]]
         assert [b["name"] for b in call.body["button"]] == ["领取密钥", *shipped[1:]]  # the first one renamed
+        page.wait_for_load_state()  # the answer's page with its stylesheets
         assert not overflows(page) and watch.problems == []
 
 
@@ -176,6 +177,7 @@ def test_every_console_page_fits_a_phone_and_names_every_control(browser, portal
     long = "https://example.com/" + "a" * 300  # one unbroken line, as a pasted URL is
 
     def fits(state: str) -> None:
+        page.wait_for_load_state()  # a form's answer with its stylesheets: before them, anything overflows
         assert page.evaluate("document.documentElement.lang") == "zh-CN" and not overflows(page), state
         unnamed = page.evaluate(
             "[...document.querySelectorAll('button, a, input, textarea, select')]"
@@ -195,6 +197,7 @@ def test_every_console_page_fits_a_phone_and_names_every_control(browser, portal
         page.goto("/admin/content")
         page.get_by_label("系统提示（最多").fill(long)
         page.get_by_role("button", name="预览").click()
+        expect(page.locator("#prompt-preview")).to_have_text(long)
         fits("/admin/content, preview")
         page.goto("/admin/content/words")
         page.get_by_label("词", exact=True).fill("w" * 64)  # the longest word the list takes
