@@ -58,6 +58,9 @@ SERIES: dict[str, tuple[str, Callable[[Counts], float]]] = {
     "tokens_wechat": ("微信聊天 tokens", lambda c: total(c, "tokens_charged_total", payer="follower")),
     "tokens_api": ("API tokens", lambda c: total(c, "tokens_charged_total", payer="key")),
     "in_window": ("5 秒内答复", lambda c: total(c, "wechat_deliveries_total", outcome="in_window")),
+    "answered_1": ("第 1 次推送内答复", lambda c: total(c, "wechat_answered_total", delivery="1")),
+    "answered_2": ("第 2 次推送内答复", lambda c: total(c, "wechat_answered_total", delivery="2")),
+    "answered_3": ("第 3 次推送内答复", lambda c: total(c, "wechat_answered_total", delivery="3")),
     "partial": ("先答一部分", lambda c: total(c, "wechat_deliveries_total", outcome="partial")),
     "deferred": ("【正在思考…】", lambda c: total(c, "wechat_deliveries_total", outcome="deferred")),
     "continue": ("继续 取回", lambda c: total(c, "wechat_deliveries_total", outcome="continue")),
@@ -82,7 +85,11 @@ SERIES: dict[str, tuple[str, Callable[[Counts], float]]] = {
 PANELS = (
     ("traffic", "消息与调用（次）", ("wechat", "api", "openai")),
     ("tokens", "tokens", ("tokens_wechat", "tokens_api")),
-    ("window", "微信 5 秒窗口的结果（次）", ("in_window", "partial", "deferred", "continue", "pushed")),
+    (
+        "window",
+        "微信 5 秒窗口的结果（次）",
+        ("answered_1", "answered_2", "answered_3", "partial", "deferred", "continue", "pushed"),
+    ),
     ("latency", "模型延迟（毫秒，成功的调用）", ("p50", "p95")),
     ("failures", "模型失败与拒绝（次）", ("model_failed", "rate", "block", "balance", "content")),
     ("keys", "新领取密钥的用户（个）", ("new_keys",)),

@@ -30,7 +30,7 @@ FLUSH_SECONDS = 10
 FLUSHER_NAME = "stats-flush"  # the thread's name: bench.redis_round_trips leaves its flushes out
 KEEP_SECONDS = 91 * 86400  # 90 days and the hour that is being written
 WATCHED = (metrics.REQUESTS, metrics.TOKENS, metrics.DELIVERIES, metrics.REDIS_ERRORS, metrics.SENSITIVE_HITS,
-           metrics.UPSTREAM_SECONDS, metrics.KEYS_ISSUED)  # fmt: skip
+           metrics.UPSTREAM_SECONDS, metrics.KEYS_ISSUED, metrics.ANSWERED)  # fmt: skip
 
 
 def hour_key(hour: str) -> str:

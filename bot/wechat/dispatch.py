@@ -74,6 +74,8 @@ class Dispatcher:
         openid, msg_id = incoming.openid, incoming.msg_id
         claim = self.conversation.claim(openid, msg_id, incoming.question, ask=incoming.kind is Kind.QUESTION)
         if claim.reply:
+            if incoming.kind is Kind.QUESTION:
+                self.courier.carried(claim.deliveries, claim.reply)
             return self.shown(openid, claim.reply)
         if claim.refusal is Failure.RATE_LIMITED:  # nothing was stored: a retry is judged afresh
             logger.info("wechat %s refused: %s", openid, claim.refusal.name)
