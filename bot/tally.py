@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
-MAX_ACTIVE = 10_000  # openids held before an early flush (~1 MB); twice this is the hard cap
+MAX_ACTIVE = 10_000  # openids held before an early flush (~1.2 MB); twice this is the hard cap
 
 
 class Tally:
