@@ -22,6 +22,7 @@ from bot.wechat import texts
 from tests.conftest import ACCOUNT
 from tests.console import admin_client
 from tests.follower import Follower, flask_post, recorded
+from tests.procs import wait_for
 
 WHO = "oStatsFollower00000000000001"
 # WeChat's deadline is 1 s here (window 0.5 s): deliveries arrive at 0, 1 and 2 s and decide by ~0.5,
@@ -60,6 +61,7 @@ def as_wechat_delivers(follower: Follower, text: str, msg_id: int) -> int:
     return answered
 
 
+@pytest.mark.slow  # WeChat's timing, scaled to 1 s: about 3 s
 def test_answers_are_counted_by_the_delivery_that_carried_them(fast, make_app, upstream, redis):
     upstream.reset(latency_for=lambda messages: LATENCIES.get(messages[-1]["content"], 0.0))
     app = make_app(fast)
@@ -162,6 +164,19 @@ def test_a_flood_of_openids_cannot_grow_a_worker_without_bound():
     assert not tally.active and not tally.crowded()
     tally.saw("oFloodAfter00000000000000001")
     assert tally.active == {"oFloodAfter00000000000000001"}
+
+
+def test_a_crowded_set_is_flushed_within_a_second_not_after_its_ten(redis):
+    tally = Tally(cap=2)
+    flusher = Flusher(redis, tally)
+    flusher.start()
+    try:
+        tally.saw("oCrowded00000000000000000001")
+        tally.saw("oCrowded00000000000000000002")
+        assert wait_for(lambda: active(redis, hour_of(datetime.now(CHINA))) == 2, timeout=3)
+        assert not tally.active
+    finally:
+        flusher.close()
 
 
 # --- hits per banned word -----------------------------------------------------------------------
