@@ -38,6 +38,7 @@ class ContentGuard:
         self._file_readings = WordList(file_words).words
         version, runtime = self._first_snapshot()
         self.words = WordList([*self._file_readings, *runtime], read=True)
+        logger.info("banned words: %d in use in worker %d", len(self.words), os.getpid())
         self.refresher = Refresher(store, version, self._rebuild)
         self.refresher.start()
 
