@@ -52,6 +52,7 @@ def latency_ms(counts: Counts, quantile: float) -> float | None:
     return next(bound * 1000 for bound, seen in sorted(buckets.items()) if seen >= quantile * calls)
 
 
+MODEL_FAILURES = ("upstream_failed", "upstream_timeout", "service_unavailable", "internal")
 SERIES: dict[str, tuple[str, Callable[[Counts], float]]] = {
     "wechat": ("微信消息", lambda c: total(c, "requests_total", door="wechat")),
     "api": ("API /api/v1", lambda c: total(c, "requests_total", door="api")),
@@ -69,14 +70,12 @@ SERIES: dict[str, tuple[str, Callable[[Counts], float]]] = {
     "pushed": ("客服消息推送", lambda c: total(c, "wechat_deliveries_total", outcome="pushed")),
     "p50": ("p50 ms", lambda c: latency_ms(c, 0.5) or 0),
     "p95": ("p95 ms", lambda c: latency_ms(c, 0.95) or 0),
-    "model_failed": (
-        "模型失败",
-        lambda c: total(
-            c,
-            "upstream_seconds_count",
-            outcome=("upstream_failed", "upstream_timeout", "service_unavailable", "internal"),
-        ),
-    ),  # fmt: skip
+    "model_failed": ("模型失败", lambda c: total(c, "upstream_seconds_count", outcome=MODEL_FAILURES)),
+    # The model's failures by kind, as the caller met them (after any failover): the ChatError's name.
+    "upstream_failed": ("上游出错", lambda c: total(c, "upstream_seconds_count", outcome="upstream_failed")),
+    "upstream_timeout": ("上游超时", lambda c: total(c, "upstream_seconds_count", outcome="upstream_timeout")),
+    "unavailable": ("服务不可用", lambda c: total(c, "upstream_seconds_count", outcome="service_unavailable")),
+    "internal": ("内部错误", lambda c: total(c, "upstream_seconds_count", outcome="internal")),
     "rate": ("频率限制", lambda c: total(c, "requests_total", outcome=("rate_limited", "key_rate", "user_rate"))),
     "block": ("封禁", lambda c: total(c, "requests_total", outcome="blocked")),
     "balance": ("余额不足", lambda c: total(c, "requests_total", outcome=("quota_exhausted", "too_poor"))),
@@ -94,11 +93,12 @@ PANELS = (
         ("answered_1", "answered_2", "answered_3", "partial", "deferred", "continue", "pushed"),
     ),
     ("latency", "模型延迟（毫秒，成功的调用）", ("p50", "p95")),
-    ("failures", "模型失败与拒绝（次）", ("model_failed", "rate", "block", "balance", "content")),
+    ("failures", "模型失败，按类型（次）", ("upstream_failed", "upstream_timeout", "unavailable", "internal")),
+    ("refusals", "拒绝，按原因（次）", ("rate", "block", "balance", "content")),
     ("keys", "新领取密钥的用户（个）", ("new_keys",)),
     ("redis", "Redis 错误（次）", ("redis",)),
 )
-STACKED = ("traffic", "tokens", "window", "failures", "keys", "redis")  # p50 and p95 are not added up
+STACKED = ("traffic", "tokens", "window", "failures", "refusals", "keys", "redis")  # p50 and p95 are not added up
 
 
 @dataclass(frozen=True)
