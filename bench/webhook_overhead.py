@@ -1,6 +1,6 @@
 """What the service's own work costs per WeChat message, beside the least a webhook can do.
 
-    .venv/bin/python -m bench.webhook_overhead [--seconds 8] [--rounds 3] [--latency-rounds 15]
+    .venv/bin/python -m bench.webhook_overhead [--seconds 8] [--rounds 3] [--latency-rounds 15] [--other DIR]
 
 Needs `nginx` and `wrk` (Debian: apt-get install nginx-light wrk). nginx plays an instant upstream
 model (a static chat-completions answer), so the load measured is the webhooks' own. Three targets run
@@ -12,6 +12,8 @@ the same run:
   urllib3   bench/baseline_app.py /wechat-urllib3: the baseline with the service's HTTP client
             (urllib3's pool, not requests' Session): the difference to it is the service's own work
   echo      bench/baseline_app.py /echo: verify, decrypt, encrypt the message back
+  other     with --other DIR: the service of another checkout (git worktree add DIR <commit>), to
+            compare a change's cost in throughput and in latency at 1 connection, in the same rounds
 Every request is a new message from a distinct follower (no retries, nothing cached). wrk sends them
 at 32 connections (throughput) and at 1 connection (latency), in rounds that alternate the targets;
 prints each round and the median over rounds of the paired ratios and differences (latency: many
@@ -133,10 +135,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--latency-rounds", type=int, default=15)
     parser.add_argument("--latency-seconds", type=int, default=2)
+    parser.add_argument("--other", type=Path, help="another checkout of the service, compared with this one")
     args = parser.parse_args()
+    if args.other and not (args.other / "wsgi.py").exists():
+        parser.error(f"{args.other} is not a checkout of the service (no wsgi.py)")
     if args.latency_rounds < 2:
         parser.error("--latency-rounds must be at least 2 (quartiles of the paired differences)")
     apps = {"service": (ROOT, "wsgi:app"), "baseline": (ROOT, "bench.baseline_app:app")}
+    if args.other:
+        apps["other"] = (args.other.resolve(), "wsgi:app")
     with serving(apps) as (ports, work):
         targets = {
             "service": (ports["service"], "/wechat"),
@@ -144,6 +151,8 @@ def main() -> None:
             "urllib3": (ports["baseline"], "/wechat-urllib3"),
             "echo": (ports["baseline"], "/echo"),
         }
+        if args.other:
+            targets["other"] = (ports["other"], "/wechat")
         results: dict[str, list[float]] = {}
         latency: dict[str, list[float]] = {}
         for round_ in range(args.rounds):  # alternate, so drift on a shared machine hits all alike
@@ -165,7 +174,7 @@ def main() -> None:
             ms = ", ".join(f"{m:.2f}" for m in latency[name])
             print(f"{name:9} req/s at 32 connections per round: {rps}")
             print(f"{'':9} median ms at 1 connection per round: {ms}")
-        for other in ("baseline", "urllib3"):
+        for other in ("baseline", "urllib3", "other")[: 3 if args.other else 2]:
             ratio = statistics.median(s / b for s, b in zip(results["service"], results[other], strict=True))
             added = [s - b for s, b in zip(latency["service"], latency[other], strict=True)]
             quartiles = statistics.quantiles(added, n=4)

@@ -93,6 +93,7 @@ def _wechat_door(svc: Services) -> tuple[Courier, Dispatcher]:
         guard=svc.guard,
         login_keywords=settings.portal.login_keywords,
         login_link=SignIns(svc.redis).issue_link,
+        tally=svc.tally,
     )  # fmt: skip
     return courier, dispatcher
 

@@ -41,6 +41,11 @@ DELIVERIES = Counter(
     "WeChat answers by how they reached the follower (in_window, continue, pushed, deferred)",
     ["outcome"],
 )
+ANSWERED = Counter(
+    "xiaoyi_wechat_answered_total",
+    "WeChat answers replied within the window, by the delivery that carried them (1, 2, 3: WeChat's first and retries)",
+    ["delivery"],
+)
 REDIS_ERRORS = Counter("xiaoyi_redis_errors_total", "Requests that failed because Redis did, by door", ["door"])
 CONNECTIONS_REFUSED = Counter(
     "xiaoyi_connections_refused_total", "Connections refused: their address held BOT_CONNECTIONS_PER_ADDRESS already"
@@ -119,6 +124,12 @@ def count_delivery(outcome: str) -> None:
     if outcome not in DELIVERY_OUTCOMES:
         raise ValueError(f"delivery outcome must be one of {', '.join(DELIVERY_OUTCOMES)}, got {outcome!r}")
     DELIVERIES.labels(outcome).inc()
+
+
+def count_answered(deliveries: int) -> None:
+    """An answer replied within the window by WeChat's `deliveries`-th delivery of its message (a 4th
+    or later, which WeChat does not send, is counted as the 3rd: the label stays one of three)."""
+    ANSWERED.labels(str(min(max(deliveries, 1), 3))).inc()
 
 
 def count_tokens(tokens: int, payer: str) -> None:

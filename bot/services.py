@@ -5,7 +5,7 @@ which `create_app` hands, one by one, to the classes that use them."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 from flask import current_app
@@ -30,6 +30,7 @@ from bot.store.replays import SignedQueries
 from bot.store.stats import Stats
 from bot.store.vault import Vault
 from bot.store.wakeups import Wakeups
+from bot.tally import Tally
 from bot.wechat import texts
 from bot.wechat.client import SharedTokenClient
 from bot.wechat.protocol import WeChatProtocol
@@ -56,6 +57,7 @@ class Services:
     guard: ContentGuard  # banned words and moderation, for questions and answers on every door
     models: Models  # the public model names of the OpenAI door, and their routes
     probe: redis.Redis | None = None  # /readyz's own client, with short timeouts
+    tally: Tally = field(default_factory=Tally)  # active openids and word hits, for the console's flush
 
     def close(self) -> None:
         """Release every connection the app holds (tests and a clean shutdown)."""
@@ -96,6 +98,7 @@ def build_services(settings: Settings) -> Services:
         settings.redis_url, settings.redis_cluster, settings.redis_sentinels, settings.redis_sentinel_master
     )
     provider = build_provider(settings)
+    tally = Tally()
     return Services(
         settings=settings,
         redis=client,
@@ -103,12 +106,13 @@ def build_services(settings: Settings) -> Services:
         chat=ChatService(provider, settings.system_prompt, settings.answer_tokens),
         keys=KeyStore(client, Vault(settings.bot_secret, settings.bot_secret_previous), settings.key_grant_tokens),
         ledger=KeyLedger(
-            client, settings.limits.key_rpm, settings.limits.user_rpm, lease_seconds=settings.lease_seconds
+            client, settings.limits.key_rpm, settings.limits.user_rpm, lease_seconds=settings.lease_seconds, tally=tally
         ),
         blocks=Blocklist(client),
         conversation=_conversation(client, settings),
         wakeups=Wakeups(client),
-        guard=build_guard(client, settings),
+        guard=build_guard(client, settings, tally),
+        tally=tally,
         models=Models.of(settings.openai_model, settings.upstreams),
         stats=Stats(client),
         signed_queries=SignedQueries(client, window_seconds=_replay_window(settings)),
@@ -128,7 +132,7 @@ def build_services(settings: Settings) -> Services:
     )
 
 
-def build_guard(client: redis.Redis, settings: Settings) -> ContentGuard:
+def build_guard(client: redis.Redis, settings: Settings, tally: Tally | None = None) -> ContentGuard:
     """The content guard: the word files (a bad one stops start-up, naming file and line), the
     run-time list in Redis, and the moderation service if one is configured."""
     try:
@@ -143,7 +147,7 @@ def build_guard(client: redis.Redis, settings: Settings) -> ContentGuard:
         )  # fmt: skip
     return ContentGuard(
         file_words, WordStore(client), action=settings.sensitive_answer_action, moderation=moderation,
-        log_content=settings.log_content,
+        log_content=settings.log_content, tally=tally,
     )  # fmt: skip
 
 

@@ -32,12 +32,12 @@ OFFLINE_WARNING = (
 @dataclass(frozen=True)
 class Settings:
     env: str
-    redis_url: str
-    redis_cluster: str
+    redis_url: str = field(repr=False)
+    redis_cluster: str = field(repr=False)  # may hold a password, as redis_url may
     redis_sentinels: tuple[str, ...]
     redis_sentinel_master: str
-    bot_secret: str
-    openai_api_key: str
+    bot_secret: str = field(repr=False)
+    openai_api_key: str = field(repr=False)
     openai_base_url: str
     openai_model: str
     openai_timeout: float
@@ -48,11 +48,11 @@ class Settings:
     answer_tokens: int
     max_body_bytes: int
     # The official account (WeChat)
-    wechat_token: str
+    wechat_token: str = field(repr=False)
     wechat_appid: str
-    wechat_aes_key: str
+    wechat_aes_key: str = field(repr=False)
     wechat_message_mode: str  # safe | compatible | plain: which deliveries /wechat accepts
-    wechat_secret: str
+    wechat_secret: str = field(repr=False)
     wechat_api_base_url: str
     admin_openids: frozenset[str]
     key_keywords: tuple[str, ...]
@@ -64,9 +64,9 @@ class Settings:
     reply_retention_seconds: int
     limits: Limits
     # Operations: secret rotation, /metrics, request logs (see docs/operations.md)
-    bot_secret_previous: str = ""
-    wechat_aes_key_previous: str = ""
-    metrics_token: str = ""
+    bot_secret_previous: str = field(default="", repr=False)
+    wechat_aes_key_previous: str = field(default="", repr=False)
+    metrics_token: str = field(default="", repr=False)
     log_content: bool = False
     # The HTTP edge (config/worker.py, bot/edge.py): slow bodies and connection hoarding
     body_timeout: float = 5.0
@@ -75,7 +75,7 @@ class Settings:
     sensitive_words_files: tuple[str, ...] = ()  # () = the shipped config/sensitive_words.txt
     sensitive_answer_action: str = "mask"  # mask | block
     moderation_url: str = ""
-    moderation_api_key: str = ""
+    moderation_api_key: str = field(default="", repr=False)
     moderation_timeout: float = 1.5
     moderation_fail_closed: bool = False
     # Model upstreams with failover (config/upstreams.py, bot/chat/routing.py)

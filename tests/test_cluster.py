@@ -142,3 +142,23 @@ def test_queued_questions_are_woken_in_order_on_a_cluster(cluster_app, upstream)
     """The script PUBLISHes the wake-up on the follower's node; the worker hears it on whichever node
     it subscribed to."""
     assert_woken_in_order(cluster_app, upstream, 2)
+
+
+def test_the_console_statistics_flush_in_one_pipeline_across_slots_on_a_cluster(cluster_app, upstream):
+    """The hour's hash, the active HyperLogLogs and the words' day hash sit in different slots: redis-py's
+    ClusterPipeline sends each node its part, and the dashboard reads every bucket back."""
+    from datetime import datetime
+
+    from bot.console.traffic import active_key, hour_of, read_active, words_key
+    from bot.ids import CHINA
+    from tests.console import admin_client
+
+    client = cluster_app.test_client()
+    assert Follower(flask_post(client), ACCOUNT, "oCluster000000000000000000005").say("你好")
+    cluster_app.extensions["bot"].tally.hit(["违禁词"])
+    now = datetime.now(CHINA)
+    assert cluster_app.extensions["stats_flush"].flush(now=now) > 0
+    redis, hour = cluster_app.extensions["bot"].redis, hour_of(now)
+    assert len({redis.keyslot(k) for k in (active_key(hour), active_key(hour[:8]), words_key(hour[:8]))}) > 1
+    assert read_active(redis, [hour, hour[:8]]) == [1, 1] and redis.hget(words_key(hour[:8]), "违禁词") == "1"
+    assert '<dd id="today-followers">1</dd>' in admin_client(cluster_app, client).get("/admin").text

@@ -81,3 +81,27 @@ def test_a_moderation_timeout_is_held_to_the_window_only_where_both_are_used():
     without_wechat = {k: v for k, v in MODERATED.items() if k != "WECHAT_TOKEN"}
     assert load_settings({**without_wechat, "BOT_MODERATION_TIMEOUT": "10"}).moderation_timeout == 10.0
     assert load_settings({**GOOD, "WECHAT_TOKEN": "token", "BOT_MODERATION_TIMEOUT": "10"}).moderation_url == ""
+
+
+def test_the_settings_printed_in_a_traceback_or_a_debugger_show_no_secret():
+    secrets = {
+        "REDIS_URL": "redis://:redis-pass-8c1f@127.0.0.1:6379/0",
+        "BOT_SECRET": "bot-secret-" + "7" * 32,
+        "BOT_SECRET_PREVIOUS": "old-bot-secret-" + "6" * 32,
+        "OPENAI_API_KEY": "sk-upstream-5e2d",
+        "WECHAT_TOKEN": "wechat-token-4b3a",
+        "WECHAT_AES_KEY": "A" * 42 + "q",
+        "WECHAT_AES_KEY_PREVIOUS": "B" * 42 + "q",
+        "WECHAT_APPID": "wx0123456789abcdef",
+        "WECHAT_SECRET": "wechat-appsecret-3c9e",
+        "BOT_METRICS_TOKEN": "metrics-token-2a8b",
+        "BOT_MODERATION_URL": "http://127.0.0.1:9/moderate",
+        "BOT_MODERATION_API_KEY": "moderation-key-1f7d",
+    }
+    settings = load_settings(secrets)
+    shown = repr(settings)
+    assert "wx0123456789abcdef" in shown  # the settings are still there to read
+    for name, value in secrets.items():
+        if name not in ("WECHAT_APPID", "BOT_MODERATION_URL"):
+            assert value not in shown, name
+    assert "redis-pass" not in shown and "A" * 42 not in shown

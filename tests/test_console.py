@@ -225,6 +225,26 @@ def test_the_dashboard_counts_what_was_sent_once_flushed_and_a_second_flush_adds
     assert latency_ms(counts, 0.95) is not None and latency_ms(counts, 0.5) <= latency_ms(counts, 0.95)
 
 
+def test_the_dashboard_tells_the_models_failures_apart_from_refusals(app, client, issue_key, admin, upstream):
+    from bot.console.traffic import hour_key, hours_back
+
+    app.extensions["stats_flush"].flush()  # what earlier tests in this process counted is not ours
+    redis = services_redis(app)
+    redis.delete(*[hour_key(h) for h in hours_back(2)])
+    key = issue_key(FOLLOWER)
+    body = {"api_secret_key": key, "messages": [{"role": "user", "content": "你好"}]}
+    upstream.reset(status=500)
+    assert [client.post("/api/v1/chat/completions", json=body).status_code for _ in range(2)] == [502, 502]
+    upstream.reset()
+    with app.app_context():
+        services().blocks.block_openid(FOLLOWER)
+    assert client.post("/api/v1/chat/completions", json=body).status_code == 403
+    assert app.extensions["stats_flush"].flush() > 0
+    panels = admin_client(app, client).get("/admin/panels?span=day").text
+    assert "上游出错 2，上游超时 0，服务不可用 0，内部错误 0" in panels
+    assert "频率限制 0，封禁 1，余额不足 0，内容过滤 0" in panels
+
+
 def test_a_flush_that_redis_refuses_keeps_its_counts_for_the_next(app, client, issue_key):
     from bot.console.traffic import Flusher, hour_key, hours_back, read_hours
 

@@ -236,6 +236,7 @@ def test_metrics_under_gunicorn_add_up_both_workers(tmp_path, redis_server, upst
     server = Gunicorn(tmp_path, redis_server.url, upstream_server.url, WEB_CONCURRENCY="2")
     try:
         server.start()
+
         def both_answered() -> bool:  # the second worker may still be booting on a busy machine
             requests.get(server.url + "/healthz", headers={"Connection": "close"}, timeout=5)
             return len({pid for pid, _, path in server.served() if path == "/healthz"}) == 2

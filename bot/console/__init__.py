@@ -20,7 +20,7 @@ def register(app: Flask) -> None:
     # Every worker flushes its counters (bot/console/traffic.py); tests flush by hand instead of
     # leaving a timer behind each of the many apps they build.
     svc = app.extensions["bot"]
-    app.extensions["stats_flush"] = flusher = Flusher(svc.redis)
+    app.extensions["stats_flush"] = flusher = Flusher(svc.redis, svc.tally)
     prompts = prompt.PromptPoller(svc.redis, svc.chat, svc.settings.system_prompt)
     app.extensions["prompt_poll"] = prompts
     if svc.settings.env != "test":

@@ -3,6 +3,8 @@
 The same store as /ban and `flask words` (bot/safety/runtime.py): every worker enforces a change
 within ~1 s. Words travel only in POST bodies (never a URL, so never an access log), each change is
 confirmed, and the audit log records the action and how many words, never a word, as /ban does.
+Each word shows its hits over the last 30 days (the console's flush writes them per day,
+bot/console/traffic.py), and the most hit words are listed, the word files' too.
 """
 
 from __future__ import annotations
@@ -10,11 +12,14 @@ from __future__ import annotations
 from flask import Response, redirect, render_template, request, url_for
 
 from bot.console.access import audit, bp
+from bot.console.traffic import days_back, read_word_hits
 from bot.safety.runtime import MAX_RUNTIME_WORDS
 from bot.safety.wordfile import WordFileError, read_words, word_problem
 from bot.services import services
 
 SHOWN = 200  # words listed at most; a search narrows the rest
+TOP = 20  # the most hit words listed
+HIT_DAYS = 30
 
 
 def _store():
@@ -25,8 +30,10 @@ def page(**extra: object) -> str:
     find = str(extra.pop("find", "") or request.values.get("find", "")).strip()
     words = _store().snapshot()[1]
     found = [w for w in words if find.lower() in w.lower()] if find else words
+    hits = read_word_hits(services().redis, days_back(HIT_DAYS))
+    top = sorted(hits.items(), key=lambda item: (-item[1], item[0]))[:TOP]
     return render_template("console/words.html", words=found[:SHOWN], total=len(words), matched=len(found),
-                           find=find, today=_store().today(), **extra)  # fmt: skip
+                           find=find, today=_store().today(), hits=hits, top=top, **extra)  # fmt: skip
 
 
 @bp.route("/content/words", methods=["GET", "POST"])

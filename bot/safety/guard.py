@@ -3,7 +3,8 @@ may be shown. One per app (bot/services.py); the word list it holds is swapped w
 
 Every hit is logged (direction, door, who, matches; the text only with BOT_LOG_CONTENT=1), counted on
 /metrics by direction and action, and tallied for the day's /stats (one Redis round trip, on a hit
-only: a clean message costs none).
+only: a clean message costs none); the words it matched are counted in the worker's Tally, which the
+console's flush writes per day (bot/console/traffic.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from bot.safety.moderation import Moderation, Verdict
 from bot.safety.runtime import Refresher, WordStore
 from bot.safety.stream import StreamFilter
 from bot.safety.words import WordList
+from bot.tally import Tally
 
 logger = logging.getLogger(__name__)
 
@@ -29,12 +31,14 @@ logger = logging.getLogger(__name__)
 class ContentGuard:
     def __init__(
         self, file_words: list[str], store: WordStore, *, action: str, moderation: Moderation | None,
-        log_content: bool,
+        log_content: bool, tally: Tally | None = None,
     ):  # fmt: skip
         self.store, self.action, self.moderation, self.log_content = store, action, moderation, log_content
+        self.tally = tally or Tally()  # hits per word, for the console (bot/console/traffic.py)
         self._file_readings = WordList(file_words).words
         version, runtime = self._first_snapshot()
         self.words = WordList([*self._file_readings, *runtime], read=True)
+        logger.info("banned words: %d in use in worker %d", len(self.words), os.getpid())
         self.refresher = Refresher(store, version, self._rebuild)
         self.refresher.start()
 
@@ -61,7 +65,7 @@ class ContentGuard:
         words = self.words
         hit = next((t for t in texts if words.hits(t)), None)
         if hit is not None:
-            self.report("question", "refuse", door, who, words.count(hit), hit)
+            self.report("question", "refuse", door, who, words.count(hit), hit, found=words.found(hit))
         return hit is not None
 
     def moderate(self, texts: list[str], door: str, who: str) -> Verdict:
@@ -91,7 +95,7 @@ class ContentGuard:
         if not words.hits(text):
             return text, False
         masked, count = words.mask(text)
-        self.report("answer", self.action, door, who, count, text)
+        self.report("answer", self.action, door, who, count, text, found=words.found(text))
         return (masked, False) if self.action == "mask" else ("", True)
 
     def screen_completion(self, completion: Completion, door: str, who: str, notice: str) -> Completion:
@@ -105,12 +109,17 @@ class ContentGuard:
         """A screen for one streamed answer; `notice` is what a blocked answer ends with."""
         return AnswerScreen(self, door, who, notice)
 
-    def report(self, direction: str, action: str, door: str, who: str, matches: int, text: str, source="words"):
+    def report(
+        self, direction: str, action: str, door: str, who: str, matches: int, text: str, source="words",
+        found: list[str] | None = None,
+    ):  # fmt: skip
         content = f" content={text[:CONTENT_LOG_CHARS]!r}" if self.log_content else ""
         logger.info(
             "content %s %s by %s: door=%s who=%s matches=%d%s", direction, action, source, door, who, matches, content
         )
         metrics.count_sensitive_hit(direction, action)
+        if found:
+            self.tally.hit(found)
         try:
             self.store.tally(direction)
         except redis.RedisError as error:  # the hit is handled all the same; only /stats misses it
@@ -142,5 +151,6 @@ class AnswerScreen:
         rest = self.notice if self.blocked else self.filter.finish()
         if self.filter.matches:
             action = "block" if self.blocked else "mask"
-            self.guard.report("answer", action, self.door, self.who, self.filter.matches, "".join(self._seen))
+            seen, found = "".join(self._seen), sorted(self.filter.found)
+            self.guard.report("answer", action, self.door, self.who, self.filter.matches, seen, found=found)
         return rest

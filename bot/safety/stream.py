@@ -25,6 +25,7 @@ class StreamFilter:
     def __init__(self, words: WordList):
         self.words = words
         self.matches = 0
+        self.found: set[str] = set()  # the words matched (their readings), for the per-word tally
         self._keep = max(words.longest - 1, 0)
         self._held = ""  # as the model wrote it
         self._marked: set[int] = set()  # indexes in _held of characters of a match
@@ -35,6 +36,7 @@ class StreamFilter:
         if self.words.hits(pending):
             spans = self.words.spans(pending) or [(0, len(pending))]  # see WordList.mask
             self.matches += sum(1 for _, end in spans if end > len(self._held))  # not counted again
+            self.found.update(self.words.found(pending))
             marked = marked | {i for start, end in spans for i in range(start, end)}
         cut = self._cut(pending)
         self._held, self._marked = pending[cut:], {i - cut for i in marked if i >= cut}

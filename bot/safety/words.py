@@ -41,6 +41,14 @@ class WordList:
             return 0
         return len(self._automaton.find_matches_as_indexes(normalise(text).encode(), overlapping=True))
 
+    def found(self, text: str) -> list[str]:
+        """The banned words (their readings) `text` holds, each once: a hit's tally per word, asked only
+        once `hits` said yes (a scan as `count`'s)."""
+        if self._automaton is None:
+            return []
+        matches = self._automaton.find_matches_as_indexes(normalise(text).encode(), overlapping=True)
+        return sorted({self.words[index] for index, _, _ in matches})
+
     def spans(self, text: str) -> list[tuple[int, int]]:
         """Every match, overlapping ones too, as [start, end) in `text`; separators inside a match are
         part of its span."""

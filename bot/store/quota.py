@@ -30,6 +30,7 @@ from bot.store.keyspace import DAY_TTL
 from bot.store.limits import WINDOW_MS, now_ms, rate_limited, request_member
 from bot.store.quota_lua import Reservation, Reserve, Reserved, Settle
 from bot.store.usage import KeyHistory
+from bot.tally import Tally
 
 Clock = Callable[[], float]
 
@@ -39,8 +40,9 @@ class KeyLedger:
 
     def __init__(
         self, client: redis.Redis, key_rpm: int = 0, user_rpm: int = 0, clock: Clock = time.time,
-        lease_seconds: float = 90.0,
+        lease_seconds: float = 90.0, tally: Tally | None = None,
     ):  # fmt: skip
+        self.tally = tally  # the console's active followers: a key's owner, once a request is admitted
         self.key_rpm = key_rpm
         self.user_rpm = user_rpm
         self.lease_ms = int(lease_seconds * 1000)
@@ -103,6 +105,8 @@ class KeyPayer:
         if got.status is not Reserved.RESERVED:
             raise self._refusal(got, minimum)
         self.owner = got.owner
+        if ledger.tally is not None and valid_openid(got.owner):
+            ledger.tally.saw(got.owner)
         self.held = Hold(holds, f"{self.hold}:{got.amount}", now + ledger.lease_ms)
         ledger.keeper.watch(self.held)
         return got.amount

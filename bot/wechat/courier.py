@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 NO_REPLY = "success"  # the reply that tells WeChat: nothing to show, do not retry
 DELIVERIES = 3  # WeChat's first delivery and its two retries
+THINKING_MARK = "【正在思考…】"  # how every placeholder for an answer still to come starts (bot/wechat/texts.py)
 
 
 class Courier:
@@ -82,11 +83,11 @@ class Courier:
         call = self.waits.get(key)
         # The model call runs in this process: wait on it, not on Redis.
         if call is not None and call.done.wait(max(0.0, deadline - time.monotonic())) and call.replies:
-            metrics.count_delivery("in_window")
+            _count_in_window(deliveries)
             return call.replies[0]
         reply, draft = self._poll(openid, msg_id, deadline)
         if reply is not None:
-            metrics.count_delivery("in_window")
+            _count_in_window(deliveries)
             return reply
         self.clock.woke(deadline)
         if not chat:
@@ -99,8 +100,17 @@ class Courier:
         self.waits.keep_for_redis(key)
         kind, reply = self.conv.defer(openid, msg_id, self._placeholder(arrived, deliveries))
         logger.info("wechat %s msg %s: %s after %d deliveries", openid, msg_id, kind, deliveries)
-        metrics.count_delivery("deferred" if kind == "deferred" else "in_window")
+        if kind == "deferred":
+            metrics.count_delivery("deferred")
+        else:  # the answer was decided meanwhile: this delivery carries it
+            _count_in_window(deliveries)
         return reply
+
+    def carried(self, deliveries: int, reply: str) -> None:
+        """A question's delivery that found its reply decided since the delivery before (the answer came
+        between two windows): it carries the answer. A placeholder or `success` is not an answer."""
+        if deliveries > 1 and reply != NO_REPLY and not reply.startswith(THINKING_MARK):
+            _count_in_window(deliveries)
 
     def _poll(self, openid: str, msg_id: str, deadline: float):
         """The reply decided, polled in Redis until `deadline` (None if none), with the answer's
@@ -211,3 +221,10 @@ class Courier:
             finally:
                 self.conv.release(openid, msg_id)
         return finished.reply
+
+
+def _count_in_window(deliveries: int) -> None:
+    """An answer replied within the window, on /metrics both as an outcome and by the delivery that
+    carried it (the console's 第 1/2/3 次推送内答复)."""
+    metrics.count_delivery("in_window")
+    metrics.count_answered(deliveries)

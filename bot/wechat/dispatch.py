@@ -21,12 +21,16 @@ from bot.ids import log_id
 from bot.safety.guard import ContentGuard
 from bot.store.apikeys import KeyStore
 from bot.store.conversation import Claim, Conversation
+from bot.tally import Tally
 from bot.wechat import texts
 from bot.wechat.admin import AdminCommands
 from bot.wechat.courier import NO_REPLY, Courier
 from bot.wechat.incoming import Incoming, Kind, classify
 
 logger = logging.getLogger(__name__)
+# A follower who sends one of these chatted (the console's active followers); a menu click, an event,
+# a key or login request or a command does not.
+CHATTED = (Kind.QUESTION, Kind.CONTINUE, Kind.TOO_LONG, Kind.REFUSED)
 
 # Stored as a message's reply in place of the text with the follower's key. No other stored reply
 # starts with NUL: XML cannot carry it, so it never comes from WeChat, and the courier strips it from answers.
@@ -51,6 +55,7 @@ class Dispatcher:
         guard: ContentGuard | None = None,
         reset_words: Collection[str] = (),
         login_keywords: Collection[str] = (), login_link: Callable[[str], str] | None = None,
+        tally: Tally | None = None,
     ):  # fmt: skip
         self.conversation = conversation
         self.keys = keys
@@ -64,6 +69,7 @@ class Dispatcher:
         self.reset_words = reset_words  # BOT_RESET_KEYWORDS, lower case
         self.login_keywords = login_keywords  # BOT_LOGIN_KEYWORDS, lower case
         self.login_link = login_link  # openid → a new one-time sign-in token (bot/web/signins.py)
+        self.tally = tally  # the console's active followers: who sent a chat message
 
     def reply(self, message: BaseMessage, arrived: float | None = None) -> str | None:
         """The reply to one delivery: text, NO_REPLY, or None to stay silent so WeChat tries again."""
@@ -72,8 +78,12 @@ class Dispatcher:
             classify(message, self.admins, self.key_keywords, self.reset_words, self.login_keywords)
         )
         openid, msg_id = incoming.openid, incoming.msg_id
+        if self.tally is not None and incoming.kind in CHATTED:  # a set add: no Redis
+            self.tally.saw(openid)
         claim = self.conversation.claim(openid, msg_id, incoming.question, ask=incoming.kind is Kind.QUESTION)
         if claim.reply:
+            if incoming.kind is Kind.QUESTION:
+                self.courier.carried(claim.deliveries, claim.reply)
             return self.shown(openid, claim.reply)
         if claim.refusal is Failure.RATE_LIMITED:  # nothing was stored: a retry is judged afresh
             logger.info("wechat %s refused: %s", openid, claim.refusal.name)
