@@ -183,7 +183,7 @@ def test_a_menu_posted_to_the_previews_hidden_field_that_is_not_one_is_refused(a
     assert [e.action for e in entries(app)] == ["console link"]
 
 
-@pytest.mark.parametrize("tokens", ["-5", "0", "1.5", "1e3", "０", "abc", " 5", "1000000001"])
+@pytest.mark.parametrize("tokens", ["9" * 5000, "-5", "0", "1.5", "1e3", "０", "abc", " 5", "1000000001"])
 def test_a_grant_of_a_huge_negative_or_non_integer_amount_is_refused_and_changes_nothing(
     app, client, issue_key, redis, tokens
 ):
@@ -194,6 +194,13 @@ def test_a_grant_of_a_huge_negative_or_non_integer_amount_is_refused_and_changes
     done = browser.post(f"/admin/keys/{FOLLOWER}/grant", data={"tokens": tokens, "csrf_token": csrf})
     assert done.status_code == 400
     nothing_changed(app, redis)
+
+
+def test_a_wechat_grant_or_ban_list_with_a_5000_digit_number_gets_its_usage_line(app, admin, issue_key):
+    issue_key(FOLLOWER)
+    assert "用法：/grant" in admin.say(f"/grant {FOLLOWER} {'9' * 5000}")
+    assert "页码应为 1 到 1" in admin.say(f"/ban list {'9' * 5000}")
+    assert balance(app) == 10000
 
 
 @pytest.mark.parametrize("query", ["start=2026-11-02&end=2026-11-01", "start=2024-01-01&end=2026-09-27",

@@ -53,7 +53,7 @@ def _add(store: WordStore, word: str) -> str:
 def _page(store: WordStore, number: str) -> str:
     words = store.snapshot()[1]
     pages = _pages(words) or [[]]
-    if number and not (number.isascii() and number.isdigit() and 1 <= int(number) <= len(pages)):
+    if number and not (number.isascii() and number.isdigit() and len(number) < 10 and 1 <= int(number) <= len(pages)):
         return f"页码应为 1 到 {len(pages)}。"
     page = int(number or 1)
     head = f"运行时违禁词共 {len(words)} 个，第 {page}/{len(pages)} 页："

@@ -100,6 +100,7 @@ class AdminCommands:
         openid = self._openid(target)
         fingerprint = self.keys.fingerprint_of(openid) if openid else None
         whole = bool(amount) and amount.isascii() and amount.isdigit()  # str.isdigit alone takes '²'
+        whole = whole and len(amount) <= len(str(MAX_GRANT))  # int() raises past 4300 digits
         if not fingerprint or not whole or not 0 < int(amount) <= MAX_GRANT:
             return f"用法：/grant <openid|key> <tokens>，tokens 为 1 到 {MAX_GRANT} 的整数（该用户需已领取密钥）"
         balance = self.keys.grant(fingerprint, int(amount))
