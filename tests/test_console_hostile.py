@@ -213,10 +213,19 @@ def test_the_usage_export_refuses_a_bad_range_and_audits_nothing(app, client, qu
     assert [e.action for e in entries(app)] == ["console link"]
 
 
-@pytest.mark.parametrize("before", ["-1", "abc", "%00", "1-2-3"])
+@pytest.mark.parametrize("before", ["-1", "abc", "%00", "1-2-3", "0-0", "99999999999999999999-0",
+                                    "1-99999999999999999999", "18446744073709551616-0", "1" * 39])  # fmt: skip
 def test_the_audit_pages_cursor_never_breaks_the_page(app, client, before):
     page = admin_client(app, client).get(f"/admin/audit?before={before}")
-    assert page.status_code == 200 and "操作记录" in page.text
+    assert page.status_code == 200 and "<td>console link</td>" in page.text  # from the newest again
+
+
+def test_the_largest_cursor_redis_takes_lists_every_entry_and_the_smallest_none(app, client):
+    browser = admin_client(app, client)
+    top = browser.get(f"/admin/audit?before={2**64 - 1}-{2**64 - 1}")
+    assert top.status_code == 200 and "<td>console link</td>" in top.text
+    bottom = browser.get("/admin/audit?before=0-1")
+    assert bottom.status_code == 200 and "还没有操作记录" in bottom.text
 
 
 @pytest.mark.parametrize("days", ["-1", "0", "99999999999999999999", "abc", "7.5", "%00"])

@@ -77,8 +77,12 @@ def _line(row: Iterable[object]) -> str:
 
 
 def _stream_id(text: str) -> bool:
-    ms, _, seq = text.partition("-")
-    return ms.isascii() and ms.isdigit() and seq.isascii() and seq.isdigit() and len(text) < 40
+    """An entry id Redis takes as an exclusive bound: two 64-bit parts (past that, or `(0-0`, XREVRANGE errs)."""
+    parts = text.split("-")
+    if len(parts) != 2 or not all(p.isascii() and p.isdigit() and len(p) <= 20 for p in parts):
+        return False
+    ms, seq = int(parts[0]), int(parts[1])
+    return ms < 2**64 and seq < 2**64 and (ms, seq) != (0, 0)
 
 
 __all__ = ["Entry", "csv_download"]
