@@ -171,6 +171,7 @@ def test_an_import_larger_than_a_request_may_be_is_refused_and_changes_nothing(a
 @pytest.mark.parametrize("menu", [
     json.dumps({"button": [{"type": "click", "name": f"b{i}", "key": "K"} for i in range(100)]}),
     json.dumps({"button": [{"name": "x", "sub_button": [{"type": "click", "name": "s", "key": "K"}] * 100}]}),
+    "[" * 5_000 + "]" * 5_000, '{"button": ' * 3_000 + "1" + "}" * 3_000,
     '{"button": {"name": "x"}}', '{"button": [null]}', "[]", "", "not json",
     json.dumps({"button": [{"type": "click", "name": 7, "key": "K"}]}),
 ])  # fmt: skip

@@ -104,7 +104,7 @@ def menu_publish() -> tuple[str, int] | str:
     """Save the previewed menu, audit it, publish it, and show WeChat's answer."""
     try:  # what the preview carried is checked again: the page's hidden field can be edited
         menu, problems = read_form(_as_form(json.loads(request.form.get("menu", ""))))
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):  # [[[[…: json.loads recurses
         menu, problems = {}, ["菜单数据无效，请重新编辑"]
     if problems:
         return render_template("console/menu.html", slots=slots(menu), problems=problems, preview=None), 400
