@@ -139,7 +139,7 @@ def test_a_view_button_that_is_not_an_http_address_is_refused_typed_or_posted(ap
     assert redis.get(menus.MENU_KEY) is None and wechat_api.calls_to("/cgi-bin/menu/create") == []
 
 
-@pytest.mark.parametrize("cell", ["=1+2", "+1", "-1+2", "@SUM(A1)"])
+@pytest.mark.parametrize("cell", ["=1+2", "+1", "-1+2", "@SUM(A1)", "\t=1+2", "\r=1+2"])
 def test_a_csv_cell_a_spreadsheet_would_run_is_written_as_text(app, cell):
     with app.test_request_context():
         body = "".join(csv_download("x.csv", ["a"], [[cell, 5]]).response).removeprefix("\ufeff")

@@ -16,6 +16,7 @@ from bot.store.audit import AuditLog, Entry
 PAGE = 100
 BOM = "\ufeff"  # Excel reads a CSV as UTF-8 (Chinese intact) only when it starts with one
 VIA_NAMES = {"console": "控制台", "wechat": "微信命令", "cli": "命令行"}
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @bp.get("")
@@ -71,8 +72,9 @@ def csv_download(name: str, header: list[str], rows: Iterable[list[object]]) -> 
 
 def _line(row: Iterable[object]) -> str:
     out = io.StringIO()
-    # A cell starting with = + - @ is read by Excel as a formula: quoted with ' so it stays text.
-    csv.writer(out).writerow([f"'{c}" if str(c)[:1] in ("=", "+", "-", "@") else c for c in row])
+    # A cell starting with = + - @ is read by Excel as a formula, one starting with a tab or CR too
+    # (OWASP's list: the spreadsheet skips them): quoted with ' so it stays text.
+    csv.writer(out).writerow([f"'{c}" if str(c)[:1] in FORMULA_STARTS else c for c in row])
     return out.getvalue()
 
 
