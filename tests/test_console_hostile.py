@@ -257,3 +257,17 @@ def test_no_key_value_reaches_a_log_line_a_url_or_the_audit_log(app, client, iss
     audit = browser.get("/admin/audit.csv").data.decode("utf-8-sig") + browser.get("/admin/audit").text
     assert key[3:] not in audit and new_key[3:] not in audit
     assert [e.action for e in entries(app)][:2] == ["export usage", "reset"]
+
+
+def test_banned_word_changes_from_the_cli_are_audited_without_the_word(app, client, tmp_path):
+    listed = tmp_path / "words.txt"
+    listed.write_text("违禁乙\n违禁丙\n", encoding="utf-8")
+    runner = app.test_cli_runner()
+    with app.app_context():
+        for args in (["words", "add", "违禁甲"], ["words", "import", str(listed)], ["words", "remove", "违禁甲"]):
+            assert runner.invoke(args=args).exit_code == 0, args
+    audited = [(e.via, e.action, e.detail) for e in entries(app)]
+    assert audited == [("cli", "ban remove", "1 word(s), 1 changed"), ("cli", "ban import", "2 word(s), 2 changed"),
+                       ("cli", "ban add", "1 word(s), 1 changed")]  # fmt: skip
+    page = admin_client(app, client).get("/admin/audit").text
+    assert "ban import" in page and "违禁" not in page

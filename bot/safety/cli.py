@@ -7,6 +7,7 @@ can be kept in a file or imported elsewhere.
 
 from __future__ import annotations
 
+import getpass
 from pathlib import Path
 
 import click
@@ -15,6 +16,7 @@ from flask.cli import AppGroup
 from bot.safety.runtime import MAX_RUNTIME_WORDS, WordStore
 from bot.safety.wordfile import WordFileError, read_words, word_problem
 from bot.services import services
+from bot.store.audit import AuditLog
 
 words_cli = AppGroup("words", help="Ban words at run time (every worker within seconds), list or lift them.")
 
@@ -30,6 +32,12 @@ def _checked(word: str) -> str:
     return word
 
 
+def _audit(action: str, words: list[str], changed: int) -> None:
+    """Write the change to the audit log before it is reported: how many words, never a word (as /ban)."""
+    detail = f"{len(words)} word(s), {changed} changed"
+    AuditLog(services().redis).record(f"cli:{getpass.getuser()}", "cli", f"ban {action}", "", detail)
+
+
 def _add(store: WordStore, words: list[str]) -> int:
     if store.count() + len(words) > MAX_RUNTIME_WORDS:
         raise click.ClickException(f"the run-time list holds at most {MAX_RUNTIME_WORDS} words: use a file")
@@ -41,6 +49,7 @@ def _add(store: WordStore, words: list[str]) -> int:
 def add_word(word: str) -> None:
     """Ban WORD (a phrase may hold spaces: quote it)."""
     added = _add(_store(), [_checked(word)])
+    _audit("add", [word], added)
     click.echo("banned" if added else "already banned")
 
 
@@ -50,6 +59,7 @@ def remove_word(word: str) -> None:
     """Lift the run-time ban of WORD."""
     if not _store().remove(_checked(word)):
         raise click.ClickException("not in the run-time list (a word of a file is lifted by editing the file)")
+    _audit("remove", [word], 1)
     click.echo("removed")
 
 
@@ -71,6 +81,7 @@ def import_words(path: str) -> None:
     except WordFileError as error:
         raise click.ClickException(str(error)) from None
     added = _add(_store(), words) if words else 0
+    _audit("import", words, added)
     click.echo(f"{added} banned, {len(words) - added} already banned")
 
 
