@@ -271,3 +271,17 @@ def test_banned_word_changes_from_the_cli_are_audited_without_the_word(app, clie
                        ("cli", "ban add", "1 word(s), 1 changed")]  # fmt: skip
     page = admin_client(app, client).get("/admin/audit").text
     assert "ban import" in page and "违禁" not in page
+
+
+def test_restoring_the_default_prompt_asks_first_and_the_asking_changes_nothing(app, client, redis):
+    browser = admin_client(app, client)
+    csrf = csrf_of(browser.get("/admin/content").text)
+    assert browser.post("/admin/content/prompt/save", data={"prompt": "覆盖", "csrf_token": csrf}).status_code == 303
+    page = browser.get("/admin/content").text
+    assert 'action="/admin/content/prompt/reset"' not in page  # a link to the confirmation, not the action
+    asked = browser.get("/admin/content/prompt/reset")
+    assert asked.status_code == 200 and "确认恢复默认" in asked.text and redis.get("bot:system_prompt") == "覆盖"
+    assert [e.action for e in entries(app)][0] == "system prompt"
+    done = browser.post("/admin/content/prompt/reset", data={"csrf_token": csrf_of(asked.text)})
+    assert done.status_code == 303 and redis.get("bot:system_prompt") is None
+    assert [e.action for e in entries(app)][0] == "system prompt reset"

@@ -98,6 +98,14 @@ def prompt_save() -> Response:
     return redirect(url_for("console.content", done="saved"), 303)
 
 
+@bp.get("/content/prompt/reset")
+def prompt_reset_confirm() -> str:
+    """The confirmation of a reset (every action is confirmed before it runs); nothing changes yet."""
+    override, default = _state()
+    return render_template("console/content.html", override=override, default=default, text=override or default,
+                           budget=BUDGET, confirm_reset=True)  # fmt: skip
+
+
 @bp.post("/content/prompt/reset")
 def prompt_reset() -> Response:
     services().redis.delete(PROMPT_KEY)
