@@ -285,3 +285,35 @@ def test_restoring_the_default_prompt_asks_first_and_the_asking_changes_nothing(
     done = browser.post("/admin/content/prompt/reset", data={"csrf_token": csrf_of(asked.text)})
     assert done.status_code == 303 and redis.get("bot:system_prompt") is None
     assert [e.action for e in entries(app)][0] == "system prompt reset"
+
+
+@pytest.mark.slow
+def test_no_key_value_reaches_gunicorns_access_or_error_log(app, issue_key, redis_server, upstream_server, tmp_path):
+    import requests
+
+    from tests.procs import wait_for
+    from tests.servers import Gunicorn
+
+    key = issue_key(FOLLOWER)
+    server = Gunicorn(tmp_path, redis_server.url, upstream_server.url, WEB_CONCURRENCY="1", BOT_ADMIN_OPENIDS=ADMIN)
+    server.start()
+    try:
+        with app.app_context():
+            token = signins().issue_link(ADMIN)
+        browser = requests.Session()
+        assert browser.get(f"{server.url}/login/{token}", timeout=5).url.endswith("/admin")
+        csrf = csrf_of(browser.get(f"{server.url}/admin/keys", timeout=5).text)
+        found = browser.post(f"{server.url}/admin/keys", data={"q": key, "csrf_token": csrf}, timeout=5)
+        assert found.url.endswith(f"/admin/keys?q={FOLLOWER}")
+        for action in ("grant", "rotate"):
+            done = browser.post(f"{server.url}/admin/keys/{FOLLOWER}/{action}", timeout=5,
+                                data={"tokens": "5", "csrf_token": csrf})  # fmt: skip
+            assert done.status_code == 200 and "已完成" in done.text
+        assert browser.get(f"{server.url}/admin/audit.csv", timeout=5).ok
+        assert wait_for(lambda: any(path == "/admin/audit.csv" for _, _, path in server.served()), 5)
+        with app.app_context():
+            new_key = services().keys.current_key(FOLLOWER)[0]
+        logs = server.logs()
+        assert "/admin/keys/" in logs and key[3:] not in logs and new_key[3:] not in logs
+    finally:
+        server.stop()
