@@ -317,3 +317,23 @@ def test_no_key_value_reaches_gunicorns_access_or_error_log(app, issue_key, redi
         assert "/admin/keys/" in logs and key[3:] not in logs and new_key[3:] not in logs
     finally:
         server.stop()
+
+
+def test_an_action_whose_audit_entry_redis_refuses_shows_no_success(app, client, issue_key, redis, wechat_api):
+    issue_key(FOLLOWER)
+    browser = admin_client(app, client)
+    csrf = csrf_of(browser.get("/admin/keys").text)
+    shown = browser.post("/admin/menu", data={"b0_name": "x", "b0_type": "click", "b0_value": "K", "csrf_token": csrf})
+    carried = shown.text.split('name="menu" value="')[1].split('"')[0].replace("&#34;", '"')
+    redis.delete("bot:audit")
+    redis.set("bot:audit", "not a stream")  # XADD now fails (WRONGTYPE), as it would with Redis refusing writes
+    for path, form in [(f"/admin/keys/{FOLLOWER}/grant", {"tokens": "5"}), (f"/admin/keys/{FOLLOWER}/block", {}),
+                       ("/admin/content/prompt/save", {"prompt": "x"}), ("/admin/content/prompt/reset", {}),
+                       ("/admin/content/words/apply", {"action": "add", "words": "词"}),
+                       ("/admin/menu/publish", {"menu": carried})]:  # fmt: skip
+        answer = browser.post(path, data={**form, "csrf_token": csrf})
+        assert answer.status_code == 503 and "已完成" not in answer.text and "已发布" not in answer.text, path
+    assert browser.get("/admin/export/usage.csv?start=2026-11-01&end=2026-11-02").status_code == 503
+    with app.app_context():
+        result = app.test_cli_runner().invoke(args=["keys", "grant", FOLLOWER, "3"])
+    assert result.exit_code != 0 and "balance is now" not in result.output
