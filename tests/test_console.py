@@ -7,6 +7,7 @@ import io
 
 import pytest
 
+from bot.ids import today
 from bot.services import services
 from bot.store import keyspace
 from bot.store.audit import AuditLog
@@ -19,7 +20,7 @@ FOLLOWER = "oConsoleUser0000000000000001"
 PAGES = ["/admin", "/admin/keys", f"/admin/keys?q={FOLLOWER}", "/admin/audit", "/admin/audit.csv",
          f"/admin/keys/{FOLLOWER}/revoke", "/admin/export/usage.csv?start=2026-01-01&end=2026-01-02",
          "/admin/assets/console.css", "/admin/menu", "/admin/panels", "/admin/content",
-         "/admin/content/words"]  # fmt: skip
+         "/admin/content/words", "/admin/export"]  # fmt: skip
 ACTIONS = [(f"/admin/keys/{FOLLOWER}/{a}", {"tokens": "5"}) for a in ("grant", "revoke", "rotate", "block", "reset")]
 ACTIONS += [
     ("/admin/menu", {"b0_name": "x", "b0_type": "click", "b0_value": "K"}),
@@ -161,6 +162,15 @@ def test_the_audit_page_and_csv_list_every_entry_and_offer_no_way_to_delete(app,
     for method in ("delete", "post", "put"):
         assert getattr(browser, method)("/admin/audit").status_code in (400, 405)
     assert len(entries(app)) == 2
+
+
+def test_the_export_page_offers_both_downloads_with_the_last_30_days_filled_in(app, client):
+    from datetime import date, timedelta
+
+    page = admin_client(app, client).get("/admin/export").text
+    end = date(int(today()[:4]), int(today()[4:6]), int(today()[6:]))
+    assert f'name="start" value="{end - timedelta(days=29)}"' in page and f'name="end" value="{end}"' in page
+    assert 'action="/admin/export/usage.csv"' in page and 'href="/admin/audit.csv"' in page
 
 
 @pytest.mark.parametrize("query", ["start=2026-01-02&end=2026-01-01", "start=x&end=2026-01-01",

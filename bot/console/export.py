@@ -1,4 +1,5 @@
-"""/admin/export/usage.csv: tokens per API key per day over a date range, for a spreadsheet.
+"""/admin/export: the downloads, and /admin/export/usage.csv: tokens per API key per day over a date
+range, for a spreadsheet.
 
 It reads the per-key day hashes the API already keeps (bot/store/usage.py, 90 days), found with
 SCAN (bot/console/ranking.py): an operator's download, never on the hot path.
@@ -7,15 +8,15 @@ SCAN (bot/console/ranking.py): an operator's download, never on the hot path.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import redis
-from flask import Response, abort, request
+from flask import Response, abort, render_template, request
 
 from bot.console.access import audit, bp
 from bot.console.ranking import key_days
 from bot.console.views import csv_download
-from bot.ids import log_id
+from bot.ids import CHINA, log_id
 from bot.services import services
 
 MAX_DAYS = 92  # the history kept (90 days) and a little slack for the range's ends
@@ -26,6 +27,13 @@ def _day(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         abort(400)
+
+
+@bp.get("/export")
+def export_page() -> str:
+    """The usage export's form (the last 30 days filled in, China time) and the audit log's download."""
+    end = datetime.now(CHINA).date()
+    return render_template("console/export.html", start=end - timedelta(days=29), end=end, max_days=MAX_DAYS)
 
 
 @bp.get("/export/usage.csv")

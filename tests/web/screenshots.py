@@ -94,7 +94,7 @@ def _console(page, base: str, outdir: Path, name: str) -> list[Path]:
     written = [_save(page, outdir / f"admin-{name}.png")]
     pages = [("/admin?span=month", "admin-month"), ("/admin/keys", "admin-keys-list"),
              (f"/admin/keys?q={OPENID}", "admin-keys"), (f"/admin/keys/{OPENID}/grant?tokens=500", "admin-confirm"),
-             ("/admin/audit", "admin-audit"), ("/admin/menu", "admin-menu"),
+             ("/admin/audit", "admin-audit"), ("/admin/export", "admin-export"), ("/admin/menu", "admin-menu"),
              ("/admin/content", "admin-content"), ("/admin/content/words", "admin-words")]  # fmt: skip
     for path, page_name in pages:
         page.goto(path)

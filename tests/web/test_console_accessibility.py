@@ -73,6 +73,8 @@ def test_every_console_page_meets_wcag_21_aa(browser, portal, wechat_api_server,
         page.get_by_role("button", name="确认增加额度").click()
         page.get_by_role("status").filter(has_text="已完成").wait_for()
         audit("/admin/keys, done")
+        page.goto("/admin/export")
+        audit("/admin/export")
         page.goto("/admin/audit")
         audit("/admin/audit")
         page.goto("/admin/content")

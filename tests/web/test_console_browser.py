@@ -106,6 +106,8 @@ def test_an_admin_grants_revokes_and_exports_from_the_console(browser, portal, t
         assert ask(base, key).status_code == 401
 
         day = f"{today()[:4]}-{today()[4:6]}-{today()[6:]}"
+        page.get_by_role("link", name="导出", exact=True).click()
+        assert page.get_by_label("结束日期").input_value() == day  # the last 30 days, filled in
         page.get_by_label("开始日期").fill(day)
         page.get_by_label("结束日期").fill(day)
         with page.expect_download() as download:
