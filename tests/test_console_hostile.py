@@ -337,3 +337,16 @@ def test_an_action_whose_audit_entry_redis_refuses_shows_no_success(app, client,
     with app.app_context():
         result = app.test_cli_runner().invoke(args=["keys", "grant", FOLLOWER, "3"])
     assert result.exit_code != 0 and "balance is now" not in result.output
+
+
+def test_a_crafted_link_cannot_show_an_action_as_done_and_a_real_one_says_so_once(app, client, issue_key):
+    issue_key(FOLLOWER)
+    browser = admin_client(app, client)
+    for path in (f"/admin/keys?q={FOLLOWER}&done=revoke", "/admin/content?done=reset", "/admin/content/words?done=add"):
+        page = browser.get(path)
+        assert page.status_code == 200 and 'id="done"' not in page.text, path
+    csrf = csrf_of(browser.get("/admin/keys").text)
+    done = browser.post(f"/admin/keys/{FOLLOWER}/grant", data={"tokens": "5", "csrf_token": csrf})
+    assert done.status_code == 303 and "done" not in done.headers["Location"]
+    assert "已完成：增加额度" in browser.get(done.headers["Location"]).text
+    assert "已完成" not in browser.get(done.headers["Location"]).text  # said once: a reload does not repeat it

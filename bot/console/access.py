@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, abort, g, request
+from flask import Blueprint, abort, flash, g, get_flashed_messages, request
 from werkzeug.exceptions import HTTPException
 
 from bot.services import services
@@ -51,6 +51,17 @@ def admins_only() -> None:
 @bp.context_processor
 def console_context() -> dict:
     return {"signed_in": g.get("openid"), "admin": True}
+
+
+def tell_done(what: str) -> None:
+    """Say on the next page that `what` was done: kept in the signed session, never in the URL, so a
+    crafted link cannot show 已完成 for an action that never ran."""
+    flash(what, "done")
+
+
+def told_done() -> str | None:
+    """What the last action said it did (once), or None."""
+    return next(iter(get_flashed_messages(category_filter=["done"])), None)
 
 
 def audit(action: str, target: str = "", detail: str = "") -> None:

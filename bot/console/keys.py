@@ -13,7 +13,7 @@ from datetime import datetime
 
 from flask import Response, abort, g, redirect, render_template, request, url_for
 
-from bot.console.access import audit, bp
+from bot.console.access import audit, bp, tell_done, told_done
 from bot.console.ranking import newest_keys, top_keys
 from bot.ids import CHINA, log_id, today, valid_openid
 from bot.services import services
@@ -73,7 +73,7 @@ def keys() -> str:
     blocked = services().blocks.openid_blocked(openid) if openid else False
     return render_template(
         "console/keys.html", query=query, account=account, blocked=blocked, actions=ACTIONS,
-        done=ACTIONS.get(request.args.get("done", "")), chart=draw(account.days) if account else None,
+        done=ACTIONS.get(told_done() or ""), chart=draw(account.days) if account else None,
         when=china_time, key_id=log_id(account.info.fingerprint) if account and account.info else "",
         **({} if query else _lists()),
     )  # fmt: skip
@@ -102,7 +102,8 @@ def act(openid: str, action: str) -> Response:
     detail = _run(openid, action, tokens)
     audit(action, openid, detail)
     logger.info("console: %s ran %s on %s", g.openid, action, openid)
-    return redirect(url_for("console.keys", q=openid, done=action), 303)
+    tell_done(action)
+    return redirect(url_for("console.keys", q=openid), 303)
 
 
 def _checked(openid: str, action: str) -> int:

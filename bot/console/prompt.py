@@ -18,7 +18,7 @@ from gevent import monkey
 from werkzeug.wrappers import Response
 
 from bot.chat.dialogue import MAX_CHARS
-from bot.console.access import audit, bp
+from bot.console.access import audit, bp, tell_done, told_done
 from bot.services import services
 from bot.store.keyspace import PREFIX
 
@@ -74,7 +74,7 @@ def _state() -> tuple[str | None, str]:
 def content() -> str:
     override, default = _state()
     return render_template("console/content.html", override=override, default=default, text=override or default,
-                           budget=BUDGET, done=request.args.get("done") in ("saved", "reset"))  # fmt: skip
+                           budget=BUDGET, done=told_done() in ("saved", "reset"))  # fmt: skip
 
 
 @bp.post("/content/prompt")
@@ -95,7 +95,8 @@ def prompt_save() -> Response:
         abort(400)
     services().redis.set(PROMPT_KEY, text)
     audit("system prompt", "", f"{len(text)} characters")
-    return redirect(url_for("console.content", done="saved"), 303)
+    tell_done("saved")
+    return redirect(url_for("console.content"), 303)
 
 
 @bp.get("/content/prompt/reset")
@@ -110,4 +111,5 @@ def prompt_reset_confirm() -> str:
 def prompt_reset() -> Response:
     services().redis.delete(PROMPT_KEY)
     audit("system prompt reset", "", "BOT_SYSTEM_PROMPT")
-    return redirect(url_for("console.content", done="reset"), 303)
+    tell_done("reset")
+    return redirect(url_for("console.content"), 303)

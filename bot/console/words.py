@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flask import Response, redirect, render_template, request, url_for
 
-from bot.console.access import audit, bp
+from bot.console.access import audit, bp, tell_done, told_done
 from bot.console.traffic import days_back, read_word_hits
 from bot.safety.runtime import MAX_RUNTIME_WORDS
 from bot.safety.wordfile import WordFileError, read_words, word_problem
@@ -39,7 +39,7 @@ def page(**extra: object) -> str:
 @bp.route("/content/words", methods=["GET", "POST"])
 def words() -> str:
     """The list (a search is posted, so the word searched for stays out of URLs and logs)."""
-    return page(done=request.args.get("done", ""))
+    return page(done=told_done() or "")
 
 
 @bp.post("/content/words/confirm")
@@ -69,4 +69,5 @@ def words_apply() -> Response | str:
         return page(problem="词不能为空、不能只有标点，且不能过长"), 400  # type: ignore[return-value]
     changed = int(_store().remove(chosen[0])) if action == "remove" else _store().add(chosen)
     audit(f"ban {action}", "", f"{len(chosen)} word(s), {changed} changed")
-    return redirect(url_for("console.words", done=action), 303)
+    tell_done(action)
+    return redirect(url_for("console.words"), 303)
