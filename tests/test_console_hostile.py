@@ -350,3 +350,14 @@ def test_a_crafted_link_cannot_show_an_action_as_done_and_a_real_one_says_so_onc
     assert done.status_code == 303 and "done" not in done.headers["Location"]
     assert "已完成：增加额度" in browser.get(done.headers["Location"]).text
     assert "已完成" not in browser.get(done.headers["Location"]).text  # said once: a reload does not repeat it
+
+
+def test_a_key_pasted_with_other_words_is_never_shown_back_and_a_pasted_header_finds_it(app, client, issue_key):
+    key = issue_key(FOLLOWER)
+    browser = admin_client(app, client)
+    csrf = csrf_of(browser.get("/admin/keys").text)
+    found = browser.post("/admin/keys", data={"q": f"Bearer {key}", "csrf_token": csrf})
+    assert found.status_code == 303 and found.headers["Location"].endswith(f"/admin/keys?q={FOLLOWER}")
+    for pasted in (f"Authorization: Bearer {key}", f"key={key} please", f"{key}x"):
+        page = browser.post("/admin/keys", data={"q": pasted, "csrf_token": csrf})
+        assert page.status_code == 200 and key not in page.text and key[3:20] not in page.text, pasted

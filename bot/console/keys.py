@@ -30,12 +30,13 @@ ACTIONS = {
 }  # fmt: skip
 HEX = re.compile(r"[0-9a-f]{64}")
 ID = re.compile(r"key#[0-9a-f]{10}")
+KEYLIKE = re.compile(r"sk-\S*")  # what a key looks like, whatever follows it
 NEEDS_KEY = ("grant", "revoke", "rotate")
 
 
 def find_owner(query: str) -> str | None:
     """The openid a search names: a key in full, its fingerprint (or the key#… id logs show), or an openid."""
-    query = query.strip()
+    query = query.strip().removeprefix("Bearer ").strip()  # a pasted Authorization header finds its key
     keys = services().keys
     if query.startswith("sk-"):  # a key has an openid's shape too, as has a fingerprint: keys first
         return _owner(keys.fingerprint(query) or "")
@@ -59,7 +60,8 @@ def search() -> Response | str:
     query = request.form.get("q", "").strip()
     openid = find_owner(query) if query else None
     if openid is None:
-        return render_template("console/keys.html", query=query[:3] + "…" if query.startswith("sk-") else query,
+        # Shown back without any key-like text in it: a key pasted with other words stays off the page.
+        return render_template("console/keys.html", query=KEYLIKE.sub("sk-…", query),
                                account=None, actions=ACTIONS, done=None)  # fmt: skip
     return redirect(url_for("console.keys", q=openid), 303)
 
