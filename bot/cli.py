@@ -104,7 +104,9 @@ def reseal_keys() -> None:
             "BOT_SECRET_PREVIOUS is not set: keys sealed under another secret will count as unreadable", err=True
         )
     report = services().keys.reseal()
-    click.echo(f"moved {report.moved}, already current {report.current}, unreadable {report.unreadable}")
+    summary = f"moved {report.moved}, already current {report.current}, unreadable {report.unreadable}"
+    _audit("keys reseal", "", summary)
+    click.echo(summary)
     if report.unreadable:
         raise click.ClickException(
             "some keys are sealed under neither secret: `keys rotate OPENID` gives them new ones"

@@ -6,6 +6,7 @@ import pytest
 
 from bot.services import services
 from bot.store import keyspace
+from bot.store.audit import AuditLog
 from bot.store.vault import Vault
 from bot.wechat import simulate
 from tests.conftest import ACCOUNT
@@ -47,6 +48,10 @@ def test_a_key_survives_a_secret_rotation_moved_on_first_use_then_by_reseal(conf
     result = rotating.test_cli_runner().invoke(args=["keys", "reseal"])
     assert result.exit_code == 0, result.output
     assert "moved 1, already current 1, unreadable 0" in result.output
+    with rotating.app_context():
+        audited = AuditLog(services().redis).recent(1, "+")[0]
+    assert (audited.via, audited.action) == ("cli", "keys reseal")
+    assert audited.detail == "moved 1, already current 1, unreadable 0"
 
     after = make_app({**config, "BOT_SECRET": SECRET_B})  # the previous secret retired
     client = after.test_client()
