@@ -39,7 +39,7 @@ def fast(config):
 def measure_queue(senders: list[Follower], redis, redis_url: str, upstream) -> tuple[int, int]:
     """Scripts Redis ran while QUEUED questions waited a second, and while they were then answered."""
     gate = hold_first(upstream)
-    warm_up(senders[0])
+    warm_up(senders[0], redis)
     redis.script_load(Checkpoint.LUA)  # the held answer checkpoints once: not its first run on this Redis
     with Monitor(redis_url) as monitor:
         deliveries = ask_in_turn(senders, monitor, upstream, QUEUED)
@@ -71,7 +71,7 @@ def test_waiting_questions_send_redis_nothing_and_are_answered_in_order(
 
 def test_a_slot_held_by_a_dead_worker_is_taken_when_its_lease_ends(fast, make_app, upstream, redis, redis_server):
     follower = Follower(flask_post(make_app(fast).test_client()), ACCOUNT, WHO)
-    warm_up(follower)
+    warm_up(follower, redis)
     with Monitor(redis_server.url) as monitor:
         redis.set(keyspace.busy(WHO), "4242", px=1200)  # held by a message no live worker runs
         lease_ends = time.monotonic() + 1.2
