@@ -63,6 +63,18 @@ def _traffic(app) -> None:
         for n in range(i * 2 % 5 + 1):
             Follower(flask_post(client), ACCOUNT, f"oScreenshotsChat{i:06d}{n:06d}").say("你好")
         flusher.flush(now=datetime.now(CHINA) - timedelta(hours=back))
+    _word_hits(app, client, keys[0])
+
+
+def _word_hits(app, client, key: str) -> None:
+    """Run-time banned words, and questions that hit them and a shipped word: the words page's counts."""
+    with app.app_context():
+        guard = services().guard
+        guard.store.add(["刷单返利", "代开发票", "高额兼职"])
+        guard.refresher.poll()  # as each worker does every second
+    for question in ("刷单返利怎么做", "有刷单返利吗", "能代开发票吗", "示例违禁词"):
+        ask(client, key, question)
+    app.extensions["stats_flush"].flush()
 
 
 def shoot(outdir: Path, base: str, browser) -> list[Path]:
