@@ -18,10 +18,8 @@ from pathlib import Path
 from redis.connection import AbstractConnection
 
 from bot import create_app
-from bot.console.prompt import POLLER_NAME
-from bot.console.traffic import FLUSHER_NAME
+from bot.background import NAMES
 from bot.embedded import EmbeddedRedis
-from bot.safety.runtime import REFRESHER_NAME
 from bot.services import services
 from tests.conftest import ACCOUNT
 from tests.doubles.upstream import UpstreamDouble, refusing_url
@@ -34,10 +32,9 @@ _send = AbstractConnection.send_packed_command
 
 
 def _counting_send(self, command, check_health=True):
-    # The banned-word list's version poll (once a second per worker, bot/safety/runtime.py) is no
-    # message's: it runs in its own thread here and is left out.
-    # So are the console's statistics flush (every 10 s) and system prompt poll (every 2 s).
-    if threading.current_thread().name not in (REFRESHER_NAME, FLUSHER_NAME, POLLER_NAME):
+    # The background loops (bot/background.py: the banned-word poll, the system prompt poll, the
+    # statistics flush) are no message's: they run in their own named threads here and are left out.
+    if threading.current_thread().name not in NAMES:
         with _lock:
             TRIPS[0] += 1
     return _send(self, command, check_health)

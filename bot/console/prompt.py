@@ -8,15 +8,12 @@ does no Redis work for it. Removing the override returns every worker to BOT_SYS
 from __future__ import annotations
 
 import logging
-import threading
-import time
 
-import gevent
 import redis
 from flask import abort, redirect, render_template, request, url_for
-from gevent import monkey
 from werkzeug.wrappers import Response
 
+from bot.background import Loop
 from bot.chat.dialogue import MAX_CHARS
 from bot.console.access import audit, bp, tell_done, told_done
 from bot.services import services
@@ -34,21 +31,8 @@ class PromptPoller:
 
     def __init__(self, client: redis.Redis, chat: object, default: str):
         self.redis, self.chat, self.default = client, chat, default
-        self._closed = False
-
-    def start(self) -> None:
-        if monkey.is_module_patched("threading"):
-            gevent.spawn(self._run)
-        else:
-            threading.Thread(target=self._run, name=POLLER_NAME, daemon=True).start()
-
-    def close(self) -> None:
-        self._closed = True
-
-    def _run(self) -> None:
-        while not self._closed:
-            self.poll()
-            time.sleep(POLL_SECONDS)
+        self.loop = Loop(POLLER_NAME, POLL_SECONDS, self.poll, at_once=True)
+        self.start, self.close = self.loop.start, self.loop.close
 
     def poll(self) -> None:
         """One read; Redis down keeps the prompt in use (logged, not raised)."""

@@ -21,11 +21,10 @@ import threading
 import time
 from datetime import datetime, timedelta
 
-import gevent
 import redis
-from gevent import monkey
 
 from bot import metrics
+from bot.background import Loop
 from bot.ids import CHINA
 from bot.store.keyspace import PREFIX
 from bot.tally import Tally
@@ -78,25 +77,16 @@ class Flusher:
         self.tally = tally or Tally()
         self.sent = read_counters()  # counted before this app: not this app's to report
         self._dropped = 0  # the tally's dropped openids already logged
-        self._closed = False
         self._lock = threading.Lock()
+        self._due = time.monotonic() + FLUSH_SECONDS
+        # A look a second: a flood of new openids is flushed before its 10 s are up.
+        self.loop = Loop(FLUSHER_NAME, 1, self._tick)
+        self.start, self.close = self.loop.start, self.loop.close
 
-    def start(self) -> None:
-        if monkey.is_module_patched("threading"):
-            gevent.spawn(self._run)
-        else:
-            threading.Thread(target=self._run, name=FLUSHER_NAME, daemon=True).start()
-
-    def close(self) -> None:
-        self._closed = True
-
-    def _run(self) -> None:
-        due = time.monotonic() + FLUSH_SECONDS
-        while not self._closed:
-            time.sleep(1)  # a look a second: a flood of new openids is flushed before its 10 s are up
-            if not self._closed and (time.monotonic() >= due or self.tally.crowded()):
-                self.flush()
-                due = time.monotonic() + FLUSH_SECONDS
+    def _tick(self) -> None:
+        if time.monotonic() >= self._due or self.tally.crowded():
+            self.flush()
+            self._due = time.monotonic() + FLUSH_SECONDS
 
     def flush(self, now: datetime | None = None) -> int:
         """Write the growth since the last flush; the number of fields and openids written (0: none).

@@ -9,13 +9,9 @@ reads the new set (or a newer one, which the next poll reads again).
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable, Iterable
 
-import gevent
-from gevent import monkey
-
+from bot.background import Loop
 from bot.ids import today
 from bot.safety.text import normalise
 from bot.store import keyspace
@@ -80,23 +76,9 @@ class Refresher:
 
     def __init__(self, store: WordStore, version: int, rebuild: Callable[[list[str]], None]):
         self.store, self.seen, self.rebuild = store, version, rebuild
-        self._closed = False
         self._failing = False
-
-    def start(self) -> None:
-        if monkey.is_module_patched("threading"):
-            gevent.spawn(self._run)
-        else:
-            threading.Thread(target=self._run, name=REFRESHER_NAME, daemon=True).start()
-
-    def close(self) -> None:
-        self._closed = True
-
-    def _run(self) -> None:
-        while not self._closed:
-            time.sleep(POLL_SECONDS)
-            if not self._closed:
-                self.poll()
+        self.loop = Loop(REFRESHER_NAME, POLL_SECONDS, self.poll)
+        self.start, self.close = self.loop.start, self.loop.close
 
     def poll(self) -> None:
         """One look at the version; a failure is logged once per outage and the old list stays."""
