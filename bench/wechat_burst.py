@@ -34,6 +34,16 @@ from tests.procs import free_port, service_env, start_gunicorn, stop
 from tests.wechat_servers import WeChatServers
 
 
+def together(threads: list[threading.Thread]) -> float:
+    """Start every thread at once and wait for all: the seconds the whole burst took."""
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.monotonic() - started
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
@@ -85,13 +95,7 @@ def main() -> None:
     try:
         wechat = WeChatServers([f"http://127.0.0.1:{port}"], ACCOUNT, timeout=5.0)
         results: list = [None] * args.followers
-        threads = [threading.Thread(target=follower, args=(wechat, i, results)) for i in range(args.followers)]
-        started = time.monotonic()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        wall = time.monotonic() - started
+        wall = together([threading.Thread(target=follower, args=(wechat, i, results)) for i in range(args.followers)])
     finally:
         stop(server)
         upstream.stop()

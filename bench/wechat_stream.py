@@ -26,27 +26,18 @@ import threading
 import time
 from pathlib import Path
 
-from bench.wechat_burst import percentile
+from bench.wechat_burst import percentile, together
 from bot.embedded import EmbeddedRedis
 from bot.wechat import texts
 from tests.conftest import ACCOUNT, WECHAT_SECRET
 from tests.doubles.upstream import UpstreamDouble
 from tests.doubles.wechat_api import WeChatApiDouble
 from tests.procs import free_port, service_env, start_gunicorn, stop
-from tests.wechat_servers import WeChatServers
+from tests.wechat_servers import WeChatServers, body
 
 SENTENCE = "这一句话正好有二十个字，用来测流式输出。"  # 20 characters
 ANSWER = SENTENCE * 30  # 600 characters
-NOTES = (texts.STILL_WRITING, texts.COMPLETE, texts.CUT_OFF)
 LATE = 4.8  # seconds: a reply later than this is too close to WeChat's 5
-
-
-def body(reply: str) -> tuple[str, str]:
-    reply = reply.removesuffix(texts.NEXT_ANSWER)
-    for note in NOTES:
-        if reply.endswith(note):
-            return reply.removesuffix(note), note
-    return reply, ""
 
 
 class Run:
@@ -115,13 +106,7 @@ def run_stream(args) -> None:
     busy = saturate(args.saturate)
     run = Run([f"http://127.0.0.1:{port}" for port in ports], api, args.mode == "customer_service")
     try:
-        threads = [threading.Thread(target=run.follower, args=(i,)) for i in range(followers)]
-        started = time.monotonic()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        wall = time.monotonic() - started
+        wall = together([threading.Thread(target=run.follower, args=(i,)) for i in range(followers)])
     finally:
         for process in busy:
             process.kill()

@@ -16,7 +16,7 @@ from bot.wechat import texts
 from bot.wechat.parts import ENDS
 from tests.conftest import ACCOUNT
 from tests.procs import free_port, service_env, start_gunicorn, stop, wait_for
-from tests.wechat_servers import WeChatServers
+from tests.wechat_servers import WeChatServers, body
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,6 @@ def answer_to(messages) -> str:
 
 
 STREAM = {"latency": 0.7, "piece_chars": 4, "chunk_delay": 0.027, "answer": answer_to}
-NOTES = (texts.STILL_WRITING, texts.COMPLETE, texts.CUT_OFF)
 
 
 def instances(redis_server, upstream_server, wechat_api_server, **settings):
@@ -60,15 +59,6 @@ def service(request, redis_server, upstream_server, wechat_api_server):
 
 def openid(name: str) -> str:
     return f"o{name:0>27}"
-
-
-def body(reply: str) -> tuple[str, str]:
-    """A reply's text without its note, and the note (after an answer's last part: more is owed)."""
-    reply = reply.removesuffix(texts.NEXT_ANSWER)
-    for note in NOTES:
-        if reply.endswith(note):
-            return reply.removesuffix(note), note
-    return reply, ""
 
 
 def text_of(replies: list[str]) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import requests
 
-from bot.wechat import simulate
+from bot.wechat import simulate, texts
 
 
 @dataclass
@@ -47,3 +47,15 @@ class WeChatServers:
 
     def say(self, openid: str, text: str, msg_id: int) -> Outcome:
         return self.send(simulate.message_xml(self.account, openid, "text", Content=text, MsgId=msg_id))
+
+
+NOTES = (texts.STILL_WRITING, texts.COMPLETE, texts.CUT_OFF)  # what ends a streamed part
+
+
+def body(reply: str) -> tuple[str, str]:
+    """A reply's text without its note, and the note (after an answer's last part: more is owed)."""
+    reply = reply.removesuffix(texts.NEXT_ANSWER)
+    for note in NOTES:
+        if reply.endswith(note):
+            return reply.removesuffix(note), note
+    return reply, ""
