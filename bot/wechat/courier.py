@@ -44,7 +44,6 @@ logger = logging.getLogger(__name__)
 
 NO_REPLY = "success"  # the reply that tells WeChat: nothing to show, do not retry
 DELIVERIES = 3  # WeChat's first delivery and its two retries
-THINKING_MARK = "【正在思考…】"  # how every placeholder for an answer still to come starts (bot/wechat/texts.py)
 
 
 class Courier:
@@ -109,7 +108,7 @@ class Courier:
     def carried(self, deliveries: int, reply: str) -> None:
         """A question's delivery that found its reply decided since the delivery before (the answer came
         between two windows): it carries the answer. A placeholder or `success` is not an answer."""
-        if deliveries > 1 and reply != NO_REPLY and not reply.startswith(THINKING_MARK):
+        if deliveries > 1 and reply != NO_REPLY and not reply.startswith(texts.THINKING_MARK):
             _count_in_window(deliveries)
 
     def _poll(self, openid: str, msg_id: str, deadline: float):

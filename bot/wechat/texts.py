@@ -61,15 +61,16 @@ STATS = (
 STATS_REFUSALS = "\n内容拦截：提问 {question} 次，回答 {answer} 次"
 
 # Answers that take longer than WeChat waits (see bot/wechat/courier.py).
-THINKING = "【正在思考…】这个问题需要多想一会儿，请稍后发送「继续」获取回答。"
+THINKING_MARK = "【正在思考…】"  # how every placeholder for an answer still to come starts
+THINKING = THINKING_MARK + "这个问题需要多想一会儿，请稍后发送「继续」获取回答。"
 MORE = "\n\n（未完，回复「继续」查看后续）"
-WAITING = "【正在思考…】回答还没写完，请稍后再发送「继续」。"
+WAITING = THINKING_MARK + "回答还没写完，请稍后再发送「继续」。"
 QUEUED_NOTE = "\n\n——\n你的新问题已收到，正在思考，稍后发送「继续」获取它的回答。"
 NOTHING_OWED = "没有待查看的回答啦，直接提问吧～"
 CONTINUE_WORDS = ("继续", "continue", "more")
 
 # Answers shown as the model writes them (bot/wechat/writer.py): each part's note says where it stands.
-THINKING_FOR = "【正在思考…】已思考 {seconds} 秒，这个问题需要多想一会儿，请稍后发送「继续」获取回答。"
+THINKING_FOR = THINKING_MARK + "已思考 {seconds} 秒，这个问题需要多想一会儿，请稍后发送「继续」获取回答。"
 STILL_WRITING = "\n\n（回答还在生成中，回复「继续」查看后续）"
 COMPLETE = "\n\n（回答完毕）"
 CUT_OFF = "\n\n（回答中断：AI 没能写完，以上是已经写出的部分，可以稍后再问一次。）"
