@@ -361,3 +361,24 @@ def test_a_key_pasted_with_other_words_is_never_shown_back_and_a_pasted_header_f
     for pasted in (f"Authorization: Bearer {key}", f"key={key} please", f"{key}x"):
         page = browser.post("/admin/keys", data={"q": pasted, "csrf_token": csrf})
         assert page.status_code == 200 and key not in page.text and key[3:20] not in page.text, pasted
+
+
+@pytest.mark.parametrize("span", ["year", "MONTH", "month ", "%00", "<script>x</script>", "9" * 5000])
+def test_the_dashboards_span_falls_back_to_the_last_24_hours_and_is_never_shown_back(app, client, span):
+    browser = admin_client(app, client)
+    for path in ("/admin/panels", "/admin"):
+        page = browser.get(f"{path}?span={span}")
+        assert page.status_code == 200 and "最近 24 小时（每小时）" in page.text, path
+        assert "最近 30 天（每天）" not in page.text, path
+        assert "<script>x" not in page.text and "9" * 50 not in page.text, path
+
+
+@pytest.mark.parametrize("find", ['"><script>alert(1)</script>', ".*", "%", "\x00", "违" * 20000])
+def test_a_hostile_word_search_finds_only_what_it_holds_and_is_shown_back_escaped(app, client, find):
+    browser = admin_client(app, client)
+    with app.app_context():
+        services().guard.store.add(["违禁甲"])
+    csrf = csrf_of(browser.get("/admin/content/words").text)
+    page = browser.post("/admin/content/words", data={"find": find, "csrf_token": csrf})
+    assert page.status_code == 200 and "共 1 个，匹配 0 个" in page.text and 'id="words"' not in page.text
+    assert "<script>alert" not in page.text
