@@ -232,7 +232,8 @@ def test_the_largest_cursor_redis_takes_lists_every_entry_and_the_smallest_none(
 @pytest.mark.parametrize("days", ["-1", "0", "99999999999999999999", "abc", "7.5", "%00"])
 def test_the_keys_pages_range_falls_back_to_seven_days(app, client, days):
     page = admin_client(app, client).get(f"/admin/keys?days={days}")
-    assert page.status_code == 200 and "最近 7 天" in page.text
+    assert page.status_code == 200 and "用量最多的密钥（最近 7 天，北京时间）" in page.text  # the links name 7 always
+    assert '<a href="/admin/keys?days=7" aria-current="true">' in page.text
 
 
 def test_no_key_value_reaches_a_log_line_a_url_or_the_audit_log(app, client, issue_key, admin, caplog):
