@@ -232,7 +232,8 @@ def test_the_largest_cursor_redis_takes_lists_every_entry_and_the_smallest_none(
 @pytest.mark.parametrize("days", ["-1", "0", "99999999999999999999", "abc", "7.5", "%00"])
 def test_the_keys_pages_range_falls_back_to_seven_days(app, client, days):
     page = admin_client(app, client).get(f"/admin/keys?days={days}")
-    assert page.status_code == 200 and "最近 7 天" in page.text
+    assert page.status_code == 200 and "用量最多的密钥（最近 7 天，北京时间）" in page.text  # the links name 7 always
+    assert '<a href="/admin/keys?days=7" aria-current="true">' in page.text
 
 
 def test_no_key_value_reaches_a_log_line_a_url_or_the_audit_log(app, client, issue_key, admin, caplog):
@@ -361,3 +362,24 @@ def test_a_key_pasted_with_other_words_is_never_shown_back_and_a_pasted_header_f
     for pasted in (f"Authorization: Bearer {key}", f"key={key} please", f"{key}x"):
         page = browser.post("/admin/keys", data={"q": pasted, "csrf_token": csrf})
         assert page.status_code == 200 and key not in page.text and key[3:20] not in page.text, pasted
+
+
+@pytest.mark.parametrize("span", ["year", "MONTH", "month ", "%00", "<script>x</script>", "9" * 5000])
+def test_the_dashboards_span_falls_back_to_the_last_24_hours_and_is_never_shown_back(app, client, span):
+    browser = admin_client(app, client)
+    for path in ("/admin/panels", "/admin"):
+        page = browser.get(f"{path}?span={span}")
+        assert page.status_code == 200 and "最近 24 小时（每小时）" in page.text, path
+        assert "最近 30 天（每天）" not in page.text, path
+        assert "<script>x" not in page.text and "9" * 50 not in page.text, path
+
+
+@pytest.mark.parametrize("find", ['"><script>alert(1)</script>', ".*", "%", "\x00", "违" * 20000])
+def test_a_hostile_word_search_finds_only_what_it_holds_and_is_shown_back_escaped(app, client, find):
+    browser = admin_client(app, client)
+    with app.app_context():
+        services().guard.store.add(["违禁甲"])
+    csrf = csrf_of(browser.get("/admin/content/words").text)
+    page = browser.post("/admin/content/words", data={"find": find, "csrf_token": csrf})
+    assert page.status_code == 200 and "共 1 个，匹配 0 个" in page.text and 'id="words"' not in page.text
+    assert "<script>alert" not in page.text

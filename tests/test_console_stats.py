@@ -91,6 +91,18 @@ def test_answers_are_counted_by_the_delivery_that_carried_them(fast, make_app, u
     assert 'xiaoyi_wechat_deliveries_total{outcome="in_window"}' in metrics
 
 
+def test_a_delivery_that_finds_success_already_sent_is_not_counted_as_an_answer(fast, make_app, upstream, wechat_api):
+    upstream.reset(latency=0.8)  # past the window: `success` now, the answer pushed when it is written
+    app = make_app({**fast, "WECHAT_REPLY_MODE": "customer_service"})
+    client = app.test_client()
+    follower = Follower(flask_post(client), ACCOUNT, WHO)
+    assert follower.say("慢慢说", msg_id=950) is None  # `success`, which WeChat did not get: it delivers again
+    assert follower.say("慢慢说", msg_id=950) is None  # the same `success`, no answer carried
+    assert wait_for(lambda: wechat_api.calls_to("/cgi-bin/message/custom/send"), timeout=5)  # the answer, pushed
+    app.extensions["stats_flush"].flush()
+    assert '<dd id="today-answered">0 / 0 / 0</dd>' in admin_client(app, client).get("/admin").text
+
+
 def test_a_fourth_delivery_counts_as_the_third_so_the_label_stays_one_of_three():
     def seen(label: str) -> float:
         return metrics.ANSWERED.labels(label)._value.get()
