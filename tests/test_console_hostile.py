@@ -383,3 +383,14 @@ def test_a_hostile_word_search_finds_only_what_it_holds_and_is_shown_back_escape
     page = browser.post("/admin/content/words", data={"find": find, "csrf_token": csrf})
     assert page.status_code == 200 and "共 1 个，匹配 0 个" in page.text and 'id="words"' not in page.text
     assert "<script>alert" not in page.text
+
+
+def test_a_word_search_put_in_the_url_is_not_run_the_search_is_posted_only(app, client):
+    browser = admin_client(app, client)
+    with app.app_context():
+        services().guard.store.add(["违禁甲", "违禁乙"])
+    page = browser.get("/admin/content/words?find=违禁甲")  # a link someone sent, or a URL in an access log
+    assert page.status_code == 200 and "匹配" not in page.text and "违禁乙" in page.text
+    csrf = csrf_of(page.text)
+    found = browser.post("/admin/content/words", data={"find": "违禁甲", "csrf_token": csrf})
+    assert "违禁乙" not in found.text.split('id="words"')[1].split("</table>")[0]

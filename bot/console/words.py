@@ -27,7 +27,7 @@ def _store():
 
 
 def page(**extra: object) -> str:
-    find = request.values.get("find", "").strip()
+    find = request.form.get("find", "").strip()  # posted only: a word searched for never sits in a URL
     words = _store().snapshot()[1]
     found = [w for w in words if find.lower() in w.lower()] if find else words
     hits = read_word_hits(services().redis, days_back(HIT_DAYS))

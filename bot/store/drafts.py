@@ -30,10 +30,6 @@ class Draft:
     run: str  # the model call writing it ('' before its first checkpoint)
     running: bool  # still being answered
 
-    @property
-    def unshown(self) -> str:
-        return self.text[self.shown :]
-
 
 class Drafts:
     def __init__(self, client: redis.Redis, lease_seconds: float, retention_seconds: int):
